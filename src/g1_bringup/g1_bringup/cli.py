@@ -1,0 +1,49 @@
+"""The ``g1`` command: one entry point for the stack in the pip world (and on distro installs).
+
+Subcommands are implemented by the package that owns the capability and imported lazily, so that
+``g1 --help`` is fast and a broken optional dependency only breaks its own subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "description": ("g1_description.cli", "G1 description: joints, gains, URDF generation"),
+    "motions": ("motion_server.cli", "motion library: list, import, inspect motions"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="g1", description="Unitree G1 whole-body motion tracking stack (ROS 2).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:  # keep the rest of the CLI usable; say why this one is not
+            sub.add_parser(name, help=f"(unavailable: {exc})").set_defaults(_module=None, _error=str(exc))
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        mod.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_error", None):
+        print(f"g1 {args.command}: unavailable: {args._error}", file=sys.stderr)
+        return 2
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 0
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
