@@ -24,6 +24,9 @@ setup(
     entry_points={
         "console_scripts": [
             "g1 = g1_bringup.cli:main",
+            "g1_recorder = g1_bringup.recorder:main",
+            "g1_tf = g1_bringup.tf_node:main",
+            "foxglove_bridge = g1_bringup.foxglove_bridge:main",
         ],
     },
 )

@@ -10,11 +10,22 @@ import argparse
 import importlib
 import sys
 
-# name -> (module with add_arguments(parser) and run(args) -> int, one-line help)
+# name -> (module, one-line help). The module has add_arguments(parser) and run(args) -> int, or
+# add_<name>_arguments / run_<name> when it serves several subcommands.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "description": ("g1_description.cli", "G1 description: joints, gains, URDF generation"),
+    "track": ("g1_bringup.track", "the main job: track a motion in simulation, record, evaluate, report"),
+    "eval": ("g1_bringup.commands", "evaluate a recorded bag: report.json, report.md, plots"),
+    "record": ("g1_bringup.commands", "record the tracking topics of a running graph to a bag (MCAP)"),
+    "play": ("g1_bringup.commands", "call /play_motion (or --stop, --list) on a running graph"),
+    "replay": ("g1_bringup.replay", "feed a bag's recorded observations through another policy (open loop)"),
     "motions": ("motion_server.cli", "motion library: list, import, inspect motions"),
+    "description": ("g1_description.cli", "G1 description: joints, gains, URDF generation"),
 }
+
+
+def _entry(mod, name: str, what: str):
+    return getattr(mod, f"{what}_{name}_arguments" if what == "add" else f"run_{name}", None) or \
+        getattr(mod, "add_arguments" if what == "add" else "run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        mod.add_arguments(p)
+        _entry(mod, name, "add")(p)
     return parser
 
 
@@ -42,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_module", None):
         parser.print_help()
         return 0
-    return int(importlib.import_module(args._module).run(args) or 0)
+    return int(_entry(importlib.import_module(args._module), args.command, "run")(args) or 0)
 
 
 if __name__ == "__main__":

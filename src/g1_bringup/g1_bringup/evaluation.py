@@ -1,0 +1,358 @@
+"""`g1 eval BAG`: tracking metrics from a recorded bag alone -> report.json, report.md, PNG plots.
+
+The bag needs the reference windows, joint states, the simulator's ground truth (root odometry and
+key bodies) and the tracking status; commands are used when present. Messages are deserialised with
+rclpy's C implementation (fast) and aligned by their tick stamps: the robot state at tick k+1 is
+compared with the ``next_frame`` of the reference window of tick k (the frame the command of tick k
+aimed for).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from g1_common import topics
+from g1_description import robot
+
+from . import metrics as M
+
+REQUIRED_TOPICS = (topics.REFERENCE_WINDOW, topics.JOINT_STATES, topics.GROUND_TRUTH_ODOM,
+                   topics.GROUND_TRUTH_KEY_BODIES)
+MODE_NAMES = {0: "passive", 1: "stand", 2: "track", 3: "hold", 4: "damp"}
+
+
+class EvalError(RuntimeError):
+    """A bag that cannot be evaluated; the message says what is missing."""
+
+
+@dataclass
+class BagData:
+    rec: M.TrackingRecord
+    status: dict[str, np.ndarray]
+    commands: dict[str, np.ndarray]
+    topic_counts: dict[str, int]
+    events: list[dict]
+
+
+def _quat_rotate(q_wxyz: np.ndarray, v: np.ndarray) -> np.ndarray:
+    w, xyz = q_wxyz[..., :1], q_wxyz[..., 1:]
+    t = 2.0 * np.cross(xyz, v)
+    return v + w * t + np.cross(xyz, t)
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def read_bag(bag_path: Path) -> dict[str, list]:
+    """{topic: [(stamp_ns, message), ...]} for the topics the evaluator uses."""
+    from rclpy.serialization import deserialize_message
+    from rosbags.rosbag2 import Reader
+
+    from .recorder import DEFAULT_TOPICS, _import_class
+
+    bag_path = Path(bag_path)
+    if not (bag_path / "metadata.yaml").is_file():
+        raise EvalError(f"{bag_path} is not a rosbag2 directory (no metadata.yaml); "
+                        "was the recording interrupted before it closed?")
+    out: dict[str, list] = {}
+    with Reader(bag_path) as reader:
+        present = {c.topic.lstrip("/"): c for c in reader.connections}
+        missing = [t for t in REQUIRED_TOPICS if t not in present]
+        if missing:
+            raise EvalError(f"{bag_path}: the bag lacks topics {missing} needed for evaluation "
+                            f"(it has {sorted(present)}); record with `g1 track` or `g1 record`")
+        wanted = [c for t, c in present.items() if t in DEFAULT_TOPICS]
+        classes = {c.topic: _import_class(DEFAULT_TOPICS[c.topic.lstrip('/')]) for c in wanted}
+        for conn, stamp, data in reader.messages(connections=wanted):
+            out.setdefault(conn.topic.lstrip("/"), []).append((stamp, deserialize_message(data, classes[conn.topic])))
+    return out
+
+
+def _by_tick(items: list, period_ns: int) -> dict[int, object]:
+    return {stamp // period_ns: msg for stamp, msg in items if stamp % period_ns == 0}
+
+
+def build_record(raw: dict[str, list]) -> BagData:
+    from g1_common.ticks import CONTROL_PERIOD_NS
+
+    dt = CONTROL_PERIOD_NS / 1e9
+    windows = _by_tick(raw[topics.REFERENCE_WINDOW], CONTROL_PERIOD_NS)
+    states = _by_tick(raw[topics.JOINT_STATES], CONTROL_PERIOD_NS)
+    odoms = _by_tick(raw[topics.GROUND_TRUTH_ODOM], CONTROL_PERIOD_NS)
+    bodies = _by_tick(raw[topics.GROUND_TRUTH_KEY_BODIES], CONTROL_PERIOD_NS)
+    ticks = sorted(k for k in states if k - 1 in windows and k in odoms and k in bodies)
+    if not ticks:
+        raise EvalError("no tick has a joint state, ground truth and the previous tick's reference window: "
+                        "the bag's stamps are not on the control-tick grid, or the topics never overlap")
+    first_window = windows[ticks[0] - 1]
+    key_names = tuple(first_window.key_body_names)
+    body_names = list(bodies[ticks[0]].names)
+    missing = [n for n in key_names if n not in body_names]
+    if missing:
+        raise EvalError(f"ground-truth key bodies lack {missing} that the reference carries")
+    body_idx = [body_names.index(n) for n in key_names]
+
+    def arr(f):
+        return np.array([f(k) for k in ticks], dtype=np.float64)
+
+    def nf(k):
+        return windows[k - 1].next_frame
+
+    root_quat = arr(lambda k: [odoms[k].pose.pose.orientation.w, odoms[k].pose.pose.orientation.x,
+                               odoms[k].pose.pose.orientation.y, odoms[k].pose.pose.orientation.z])
+    # nav_msgs/Odometry: twist is expressed in the child (pelvis) frame; metrics use world frame.
+    lin_body = arr(lambda k: [odoms[k].twist.twist.linear.x, odoms[k].twist.twist.linear.y,
+                              odoms[k].twist.twist.linear.z])
+    ang_body = arr(lambda k: [odoms[k].twist.twist.angular.x, odoms[k].twist.twist.angular.y,
+                              odoms[k].twist.twist.angular.z])
+    rec = M.TrackingRecord(
+        t_s=np.array(ticks, dtype=np.float64) * dt,
+        dt_s=dt,
+        motion_name=[windows[k - 1].motion_name for k in ticks],
+        clip_time_s=arr(lambda k: nf(k).time_s),
+        clip_duration_s=arr(lambda k: windows[k - 1].clip_duration_s),
+        playing=np.array([windows[k - 1].state == 2 for k in ticks]),
+        ref_joint_pos=arr(lambda k: nf(k).joint_positions),
+        ref_root_pos=arr(lambda k: [nf(k).root_position.x, nf(k).root_position.y, nf(k).root_position.z]),
+        ref_root_quat=arr(lambda k: [nf(k).root_orientation.w, nf(k).root_orientation.x,
+                                     nf(k).root_orientation.y, nf(k).root_orientation.z]),
+        ref_root_lin_vel=arr(lambda k: [nf(k).root_linear_velocity.x, nf(k).root_linear_velocity.y,
+                                        nf(k).root_linear_velocity.z]),
+        ref_root_ang_vel=arr(lambda k: [nf(k).root_angular_velocity.x, nf(k).root_angular_velocity.y,
+                                        nf(k).root_angular_velocity.z]),
+        ref_key_body_pos=arr(lambda k: [[p.x, p.y, p.z] for p in nf(k).key_body_positions]),
+        joint_pos=arr(lambda k: _sdk_order(states[k])),
+        root_pos=arr(lambda k: [odoms[k].pose.pose.position.x, odoms[k].pose.pose.position.y,
+                                odoms[k].pose.pose.position.z]),
+        root_quat=root_quat,
+        root_lin_vel=_quat_rotate(root_quat, lin_body),
+        root_ang_vel=_quat_rotate(root_quat, ang_body),
+        key_body_pos=arr(lambda k: [[bodies[k].positions[i].x, bodies[k].positions[i].y,
+                                     bodies[k].positions[i].z] for i in body_idx]),
+        key_body_names=key_names,
+    )
+    status = _status_arrays(raw.get(topics.TRACKING_STATUS, []))
+    commands = _command_arrays(raw.get(topics.JOINT_COMMAND, []))
+    counts = {t: len(v) for t, v in raw.items()}
+    return BagData(rec, status, commands, counts, _events(status))
+
+
+def _sdk_order(msg) -> list:
+    if tuple(msg.name) == robot.JOINT_NAMES:
+        return list(msg.position)
+    return robot.reorder_from_names(list(msg.name), list(msg.position), "joint_states").tolist()
+
+
+def _status_arrays(items: list) -> dict[str, np.ndarray]:
+    if not items:
+        return {}
+    return {
+        "t_s": np.array([s / 1e9 for s, _ in items]),
+        "mode": np.array([m.mode for _, m in items]),
+        "watchdog": np.array([m.watchdog for _, m in items]),
+        "detail": [m.watchdog_detail for _, m in items],
+        "controller": [m.controller for _, m in items],
+        "tick_latency_ms": np.array([m.tick_latency_ms for _, m in items]),
+        "observation_ms": np.array([m.observation_ms for _, m in items]),
+        "inference_ms": np.array([m.inference_ms for _, m in items]),
+        "publish_ms": np.array([m.publish_ms for _, m in items]),
+        "period_jitter_ms": np.array([m.period_jitter_ms for _, m in items]),
+        "overruns": np.array([m.overruns for _, m in items]),
+    }
+
+
+def _command_arrays(items: list) -> dict[str, np.ndarray]:
+    if not items:
+        return {}
+    return {
+        "t_s": np.array([s / 1e9 for s, _ in items]),
+        "position": np.array([list(m.position) for _, m in items], dtype=np.float64),
+        "kp": np.array([list(m.kp) for _, m in items], dtype=np.float64),
+        "source": np.array([m.source for _, m in items]),
+    }
+
+
+def _events(status: dict) -> list[dict]:
+    """Mode changes and watchdog trips, in time order: what happened during the run."""
+    events = []
+    if not status:
+        return events
+    prev_mode, prev_wd = None, 0
+    for i, t in enumerate(status["t_s"]):
+        mode, wd = int(status["mode"][i]), int(status["watchdog"][i])
+        if mode != prev_mode:
+            events.append({"t_s": float(t), "event": f"mode -> {MODE_NAMES.get(mode, mode)}"})
+            prev_mode = mode
+        if wd != prev_wd and wd != 0:
+            events.append({"t_s": float(t), "event": f"watchdog: {status['detail'][i] or wd}"})
+        prev_wd = wd
+    return events
+
+
+def _percentile(x: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(x, q)) if len(x) else None
+
+
+def summarise(data: BagData, bag_path: Path) -> dict:
+    result = M.compute_metrics(data.rec)
+    per_tick = result.pop("_per_tick")
+    report = {
+        "bag": str(bag_path),
+        "overall": result["overall"],
+        "per_clip": result["per_clip"],
+        "controller": (data.status["controller"][-1] if data.status else None),
+        "events": data.events,
+        "topic_counts": data.topic_counts,
+        "timing": {},
+    }
+    if data.status:
+        s = data.status
+        report["timing"] = {
+            "tick_latency_ms_median": _percentile(s["tick_latency_ms"], 50),
+            "tick_latency_ms_p99": _percentile(s["tick_latency_ms"], 99),
+            "inference_ms_median": _percentile(s["inference_ms"], 50),
+            "period_jitter_ms_p99": _percentile(s["period_jitter_ms"], 99),
+            "overruns": int(s["overruns"][-1]),
+            "control_rate_hz": (float((len(s["t_s"]) - 1) / (s["t_s"][-1] - s["t_s"][0]))
+                                if len(s["t_s"]) > 1 and s["t_s"][-1] > s["t_s"][0] else None),
+        }
+    if data.commands:
+        pos = data.commands["position"]
+        report["commands"] = {
+            "count": int(len(pos)),
+            "all_finite": bool(np.all(np.isfinite(pos))),
+            "within_joint_limits": bool(np.all((pos >= robot.JOINT_LOWER - 1e-5) & (pos <= robot.JOINT_UPPER + 1e-5))),
+        }
+    report["_per_tick"] = per_tick
+    return report
+
+
+def _fmt(v, digits=3):
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def markdown(report: dict) -> str:
+    o = report["overall"]
+    lines = [f"# Tracking report", "", f"Bag: `{report['bag']}`  ", f"Controller: `{report['controller']}`", ""]
+    if report["controller"] and str(report["controller"]).startswith("baseline"):
+        lines += ["> This run used a **baseline** controller (reference pass-through), not a trained tracker: "
+                  "its numbers are the bar a policy must beat.", ""]
+    lines += ["## Overall", "", "| metric | value |", "|---|---|"]
+    for key in ("clips", "success_rate", "completion", "E_mpkpe_mm", "E_mpjpe_rad", "E_vel_mps", "E_yaw_vel_rads",
+                "key_body_root_relative_mm", "joint_jerk_rads3"):
+        lines.append(f"| {key} | {_fmt(o.get(key))} |")
+    lines += ["", "## Per clip", "",
+              "| motion | duration s | success | completion | E_mpkpe mm | E_mpjpe rad | E_vel m/s | "
+              "E_yaw_vel rad/s | termination |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in report["per_clip"]:
+        lines.append(f"| {c['motion']} | {_fmt(c['duration_s'], 2)} | {_fmt(c['success'])} | "
+                     f"{_fmt(c['completion'])} | {_fmt(c['E_mpkpe_mm'], 1)} | {_fmt(c['E_mpjpe_rad'])} | "
+                     f"{_fmt(c['E_vel_mps'])} | {_fmt(c['E_yaw_vel_rads'])} | {c['termination'] or '–'} |")
+    if report["timing"]:
+        lines += ["", "## Timing", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in report["timing"].items()]
+    if report.get("commands"):
+        lines += ["", "## Commands", "", "| check | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in report["commands"].items()]
+    if report["events"]:
+        lines += ["", "## Events", ""] + [f"- t = {e['t_s']:.2f} s: {e['event']}" for e in report["events"][:50]]
+    lines += ["", "## Plots", "", "![errors](errors.png)", "", "![root path](root_path.png)", "",
+              "![joint errors](joint_errors.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(data: BagData, per_tick: dict, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rec, paths = data.rec, []
+    fig, axes = plt.subplots(4, 1, figsize=(10, 9), sharex=True)
+    for ax, (key, label) in zip(axes, [("mpkpe_mm", "E_mpkpe (mm)"), ("mpjpe_rad", "E_mpjpe (rad)"),
+                                       ("height_err_m", "root height error (m)"),
+                                       ("orientation_err_rad", "up-axis error (rad)")]):
+        ax.plot(rec.t_s, per_tick[key], lw=1)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        shade = np.where(rec.playing, 1, 0)
+        ax.fill_between(rec.t_s, 0, 1, where=shade > 0, transform=ax.get_xaxis_transform(), alpha=0.08,
+                        color="green", label="playing")
+    axes[2].axhline(M.HEIGHT_TERMINATION_M, color="r", ls="--", lw=0.8)
+    axes[3].axhline(M.ORIENTATION_TERMINATION_RAD, color="r", ls="--", lw=0.8)
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle("Tracking error over time (shaded: clip playing; dashed: termination thresholds)")
+    fig.tight_layout()
+    paths.append(out_dir / "errors.png")
+    fig.savefig(paths[-1], dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.plot(rec.ref_root_pos[:, 0], rec.ref_root_pos[:, 1], label="reference", lw=2, alpha=0.7)
+    ax.plot(rec.root_pos[:, 0], rec.root_pos[:, 1], label="robot", lw=1.2)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    ax.set_title("Root path, reference vs actual")
+    paths.append(out_dir / "root_path.png")
+    fig.savefig(paths[-1], dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(11, 6))
+    im = ax.imshow(per_tick["joint_abs_err_rad"].T, aspect="auto", origin="lower", cmap="magma",
+                   extent=[rec.t_s[0], rec.t_s[-1], -0.5, robot.NUM_JOINTS - 0.5], vmin=0, vmax=0.5)
+    ax.set_yticks(range(robot.NUM_JOINTS))
+    ax.set_yticklabels([n.replace("_joint", "") for n in robot.JOINT_NAMES], fontsize=6)
+    ax.set_xlabel("time (s)")
+    fig.colorbar(im, ax=ax, label="|q - q_ref| (rad)")
+    ax.set_title("Per-joint tracking error over time")
+    fig.tight_layout()
+    paths.append(out_dir / "joint_errors.png")
+    fig.savefig(paths[-1], dpi=90)
+    plt.close(fig)
+    return paths
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    raise TypeError(type(o))
+
+
+def evaluate_bag(bag_path: Path, out_dir: Path, plots: bool = True) -> dict:
+    """Evaluate ``bag_path`` and write report.json, report.md and plots into ``out_dir``.
+
+    Files are written into a temporary directory first and moved into place only when everything
+    succeeded, so a failed evaluation never leaves a half-written report that looks valid.
+    """
+    bag_path, out_dir = Path(bag_path), Path(out_dir)
+    data = build_record(read_bag(bag_path))
+    report = summarise(data, bag_path)
+    per_tick = report.pop("_per_tick")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".eval-") as tmp:
+        tmp = Path(tmp)
+        files = plot(data, per_tick, tmp) if plots else []
+        (tmp / "report.md").write_text(markdown(report))
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
+        for f in [*files, tmp / "report.md", tmp / "report.json"]:  # report.json last: it marks completion
+            os.replace(f, out_dir / f.name)
+    return report

@@ -1,0 +1,104 @@
+"""The tracking graph, described once: which nodes run, with which parameters.
+
+Both ``launch/track.launch.py`` (ROS 2 distro installs, ``ros2 launch``) and ``g1 track`` (the pip
+world) build their processes from ``tracking_graph()``, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from g1_description.paths import package_share
+
+
+@dataclass
+class NodeSpec:
+    """One node of the graph."""
+
+    name: str                       # node name (also the readiness name in lockstep)
+    package: str                    # ROS package (for launch_ros)
+    executable: str                 # console script (for launch_ros / ros2 run)
+    module: str                     # python module with main() (for `python -m`)
+    param_files: list[Path] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    required: bool = True           # if it dies, the run is stopped
+
+    def ros_args(self, use_sim_time: bool) -> list[str]:
+        args = ["--ros-args", "-r", f"__node:={self.name}"]
+        for f in self.param_files:
+            args += ["--params-file", str(f)]
+        for k, v in {**self.params, "use_sim_time": use_sim_time}.items():
+            args += ["-p", f"{k}:={_param_literal(v)}"]
+        return args
+
+
+def _param_literal(value) -> str:
+    """A parameter value as the YAML literal that `-p name:=value` expects."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_param_literal(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return yaml.safe_dump(value, default_style="'").strip() if value == "" or ":" in value or " " in value \
+            else value
+    return repr(value)
+
+
+def config_file(package: str, name: str) -> Path:
+    return package_share(package) / "config" / name
+
+
+@dataclass
+class GraphOptions:
+    """Arguments of track.launch.py and `g1 track` (same names)."""
+
+    hardware: str = "sim"            # "sim" | "robot"
+    policy: str = ""                 # ONNX artifact; "" -> the labelled baseline (reference pass-through)
+    motion_library: str = ""         # motion library directory ("" -> the default library)
+    record: str = ""                 # bag directory to write ("" -> no recording)
+    realtime: bool = False           # sim clock mode: realtime instead of lockstep
+    duration_s: float = 0.0          # sim: stop after this much sim time (0 = unlimited)
+    seed: int = 0
+    final_state_file: str = ""       # sim: JSON summary at exit
+
+
+def uses_sim_time(opts: GraphOptions) -> bool:
+    """Lockstep simulation is the only mode with a simulated clock (/clock); real-time simulation and
+    the robot run on the wall clock."""
+    return opts.hardware == "sim" and not opts.realtime
+
+
+def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
+    """The nodes of one tracking run."""
+    lockstep = uses_sim_time(opts)
+    nodes: list[NodeSpec] = []
+
+    if opts.record:
+        nodes.append(NodeSpec("g1_recorder", "g1_bringup", "g1_recorder", "g1_bringup.recorder",
+                              params={"output": opts.record, "announce_ready": lockstep}))
+    # motion_server and the policy run lockstep exactly when they use the simulator's clock
+    motion_params = {"library": opts.motion_library} if opts.motion_library else {}
+    nodes.append(NodeSpec("motion_server", "motion_server", "motion_server", "motion_server.node",
+                          param_files=[config_file("motion_server", "motion_server.yaml")], params=motion_params))
+    nodes.append(NodeSpec("g1_policy", "g1_tracker_policy", "g1_policy", "g1_tracker_policy.node",
+                          param_files=[config_file("g1_tracker_policy", "policy.yaml")],
+                          params={"policy_path": opts.policy}))
+    if opts.hardware == "sim":
+        peers = [n.name for n in nodes]
+        sim_params = {"mode": "lockstep" if lockstep else "realtime", "seed": opts.seed,
+                      "duration_s": float(opts.duration_s)}
+        if lockstep:
+            sim_params["lockstep_peers"] = peers
+        if opts.final_state_file:
+            sim_params["final_state_file"] = opts.final_state_file
+        nodes.append(NodeSpec("g1_sim", "g1_hardware", "g1_sim", "g1_hardware.sim_node",
+                              param_files=[config_file("g1_hardware", "sim.yaml")], params=sim_params))
+    elif opts.hardware == "robot":
+        nodes.append(NodeSpec("g1_driver", "g1_hardware", "g1_driver", "g1_hardware.g1_driver",
+                              param_files=[config_file("g1_hardware", "driver.yaml")]))
+    else:
+        raise ValueError(f"hardware={opts.hardware!r}: use 'sim' or 'robot'")
+    return nodes

@@ -1,0 +1,94 @@
+"""`g1 replay BAG --policy FILE`: feed a bag's recorded observations through another policy, open loop,
+and report how its joint targets differ from the commands that were recorded.
+
+A regression check between policy versions: replaying a run through the policy that produced it gives
+zero difference (up to float32 rounding); a retrained policy shows where and how much it changed.
+Only ticks where the recorded controller was tracking (mode TRACK) are compared. The "last action"
+input is taken from the recorded commands, so every tick sees exactly what the robot saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from g1_common import conversions, topics
+from g1_description import robot
+
+MODE_TRACK = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bag", type=Path, help="rosbag2 directory recorded by g1 track / g1 record")
+    parser.add_argument("--policy", required=True, type=Path, help="policy artifact (.onnx) to replay")
+    parser.add_argument("--out", type=Path, help="write the JSON result here too")
+
+
+def replay(bag: Path, policy: Path) -> dict:
+    from g1_tracker_policy import contract
+    from g1_tracker_policy.controllers import PolicyController, RobotState
+
+    from .evaluation import EvalError, _by_tick, read_bag
+    from g1_common.ticks import CONTROL_PERIOD_NS
+
+    raw = read_bag(bag)
+    for t in (topics.IMU, topics.JOINT_COMMAND, topics.TRACKING_STATUS):
+        if t not in raw:
+            raise EvalError(f"{bag}: replay needs the topic {t!r}, which the bag lacks")
+    controller = PolicyController(contract.load_artifact(policy))
+    states, imus = _by_tick(raw[topics.JOINT_STATES], CONTROL_PERIOD_NS), _by_tick(raw[topics.IMU], CONTROL_PERIOD_NS)
+    windows = _by_tick(raw[topics.REFERENCE_WINDOW], CONTROL_PERIOD_NS)
+    commands = _by_tick(raw[topics.JOINT_COMMAND], CONTROL_PERIOD_NS)
+    status = _by_tick(raw[topics.TRACKING_STATUS], CONTROL_PERIOD_NS)
+    ticks = sorted(k for k in commands if k in states and k in imus and k in windows and k in status
+                   and status[k].mode == MODE_TRACK)
+    if not ticks:
+        raise EvalError(f"{bag}: no tick where the recorded controller was tracking (mode TRACK)")
+    diffs, prev = [], None
+    last_action = np.zeros(robot.NUM_JOINTS)
+    for k in ticks:
+        if prev is None or k != prev + 1:  # a new tracking segment: fresh policy state
+            controller.reset()
+            last_action = controller.observe_command(
+                conversions.joint_command_to_arrays(commands[k - 1])["position"]) if k - 1 in commands \
+                else np.zeros(robot.NUM_JOINTS)
+        q, dq, _ = conversions.joint_state_to_arrays(states[k])
+        quat, gyro, _ = conversions.imu_to_arrays(imus[k])
+        out = controller.compute(RobotState(q, dq, quat, gyro), conversions.msg_to_window(windows[k]), last_action)
+        recorded = conversions.joint_command_to_arrays(commands[k])["position"]
+        diffs.append(out.position - recorded)
+        last_action = controller.observe_command(recorded)
+        prev = k
+    d = np.abs(np.array(diffs))
+    worst = np.argsort(d.mean(axis=0))[::-1][:5]
+    return {
+        "bag": str(bag), "policy": str(policy), "ticks_compared": len(ticks),
+        "recorded_controller": status[ticks[0]].controller,
+        "target_diff_rad_mean": float(d.mean()), "target_diff_rad_p99": float(np.percentile(d, 99)),
+        "target_diff_rad_max": float(d.max()),
+        "worst_joints": {robot.JOINT_NAMES[i]: float(d[:, i].mean()) for i in worst},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from g1_tracker_policy import contract
+
+    from .evaluation import EvalError
+
+    if not args.policy.is_file():
+        print(f"g1 replay: policy file {args.policy} does not exist", file=sys.stderr)
+        return 2
+    try:
+        result = replay(args.bag, args.policy)
+    except (EvalError, contract.ContractError) as exc:
+        print(f"g1 replay: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+    return 0

@@ -1,0 +1,73 @@
+"""ros2 launch g1_bringup track.launch.py [hardware:=sim|robot] [policy:=FILE] [motion:=NAME]
+[record:=DIR] [rviz:=true] [use_sim_time:=true] [realtime:=false] [library:=DIR]
+
+The node graph comes from g1_bringup.graph.tracking_graph(), the same description `g1 track` uses in
+the pip world. On top of it this launch file adds what a distro install has: robot_state_publisher
+(TF of the robot and of the reference ghost, from the generated URDF) and RViz.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, TimerAction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from g1_bringup.graph import GraphOptions, tracking_graph, uses_sim_time
+from g1_description.paths import package_share
+from g1_description.urdf import generate_urdf
+
+ARGS = {
+    "hardware": ("sim", "sim (MuJoCo) or robot (real G1 through g1_driver)"),
+    "policy": ("", "policy artifact (.onnx); empty: the labelled baseline pass-through"),
+    "motion": ("", "motion to play once the robot stands (empty: play later with /play_motion)"),
+    "library": ("", "motion library directory (empty: the default library)"),
+    "record": ("", "bag directory to record to (empty: no recording)"),
+    "rviz": ("true", "start RViz"),
+    "realtime": ("false", "simulator in real time instead of lockstep"),
+    "use_sim_time": ("auto", "auto: true exactly for the lockstep simulator (the only mode with /clock)"),
+}
+
+
+def _graph(context):
+    get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    opts = GraphOptions(hardware=get("hardware"), policy=get("policy"), motion_library=get("library"),
+                        record=get("record"), realtime=get("realtime").lower() == "true")
+    use_sim_time = uses_sim_time(opts)  # lockstep sim: every node on the simulator's /clock
+    requested = get("use_sim_time").lower()
+    if requested != "auto" and (requested == "true") != use_sim_time:
+        raise RuntimeError(f"use_sim_time:={requested} contradicts hardware:={opts.hardware} realtime:="
+                           f"{get('realtime')}: only the lockstep simulator publishes /clock")
+    actions = []
+    for spec in tracking_graph(opts):
+        actions.append(Node(package=spec.package, executable=spec.executable, name=spec.name, output="screen",
+                            parameters=[*map(str, spec.param_files), {**spec.params, "use_sim_time": use_sim_time}]))
+    urdf = generate_urdf()
+    actions.append(Node(package="robot_state_publisher", executable="robot_state_publisher", name="robot_state_publisher",
+                        parameters=[{"robot_description": urdf, "use_sim_time": use_sim_time}]))
+    actions.append(Node(package="robot_state_publisher", executable="robot_state_publisher",
+                        name="reference_state_publisher", namespace="reference",
+                        parameters=[{"robot_description": urdf, "frame_prefix": "reference/",
+                                     "use_sim_time": use_sim_time}]))
+    actions.append(Node(package="g1_bringup", executable="g1_tf", name="g1_tf",
+                        parameters=[{"use_sim_time": use_sim_time}]))
+    actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", condition=IfCondition(get("rviz")),
+                        arguments=["-d", str(package_share("g1_bringup") / "rviz" / "g1_tracking.rviz")],
+                        parameters=[{"use_sim_time": use_sim_time}]))
+    motion = get("motion")
+    if motion:
+        # stand up, then play: the same public services a user would call
+        actions.append(TimerAction(period=4.0, actions=[ExecuteProcess(cmd=[
+            "ros2", "service", "call", "/set_mode", "g1_interfaces/srv/SetMode", "{mode: stand}"])]))
+        actions.append(TimerAction(period=8.0, actions=[ExecuteProcess(cmd=[
+            "ros2", "service", "call", "/play_motion", "g1_interfaces/srv/PlayMotion", f"{{name: {motion}}}"])]))
+        actions.append(TimerAction(period=8.5, actions=[ExecuteProcess(cmd=[
+            "ros2", "service", "call", "/set_mode", "g1_interfaces/srv/SetMode", "{mode: track}"])]))
+    return actions
+
+
+def generate_launch_description():
+    return LaunchDescription([
+        *[DeclareLaunchArgument(name, default_value=default, description=desc)
+          for name, (default, desc) in ARGS.items()],
+        OpaqueFunction(function=_graph),
+    ])
