@@ -21,6 +21,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "motion_server = motion_server.node:main",
         ],
     },
 )
