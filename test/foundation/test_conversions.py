@@ -18,7 +18,7 @@ def _window(rng, f=1 + len(DEFAULT_FUTURE_OFFSETS)):
         times_s=np.arange(f) * 0.02, joint_pos=rng.normal(size=(f, 29)).astype(np.float32).astype(float),
         joint_vel=rng.normal(size=(f, 29)).astype(np.float32).astype(float), root_pos=rng.normal(size=(f, 3)),
         root_quat_wxyz=q / np.linalg.norm(q, axis=1, keepdims=True), root_lin_vel=rng.normal(size=(f, 3)),
-        root_ang_vel=rng.normal(size=(f, 3)), key_body_pos=rng.normal(size=(f, k, 3)),
+        root_ang_vel=rng.normal(size=(f, 3)), key_body_pos=rng.normal(size=(f, k, 3)).astype(np.float32).astype(float),
         motion_name="wave", clip_time_s=1.25, clip_duration_s=8.0, state=WindowState.PLAYING)
 
 
@@ -29,6 +29,14 @@ def test_reference_window_round_trip():
                  "root_ang_vel", "key_body_pos"):
         np.testing.assert_array_equal(getattr(back, name), getattr(data, name), err_msg=name)
     assert (back.motion_name, back.state, back.future_offsets) == ("wave", WindowState.PLAYING, DEFAULT_FUTURE_OFFSETS)
+
+
+def test_reference_window_message_reuse_gives_the_same_message():
+    rng = np.random.default_rng(5)
+    a, b = _window(rng), _window(rng)
+    reused = conv.window_to_msg(a, ticks.stamp_from_tick(1))
+    reused = conv.window_to_msg(b, ticks.stamp_from_tick(2), sequence=9, out=reused)
+    assert reused == conv.window_to_msg(b, ticks.stamp_from_tick(2), sequence=9)
 
 
 def test_reference_window_rejects_nan_and_wrong_joint_order():

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
-from geometry_msgs.msg import Point
 from rclpy.node import Node
 
 import g1_interfaces.msg as M
@@ -90,7 +89,7 @@ def test_every_message_and_service_crosses_processes(ros_node, node_processes):
     # a ReferenceWindow with a realistic size too: 29 joints, 14 key bodies, 21 future frames
     window = sent["ReferenceWindow"]
     frame = M.ReferenceFrame(joint_positions=[0.1] * 29, joint_velocities=[0.2] * 29,
-                             key_body_positions=[Point(x=1.0, y=2.0, z=3.0)] * 14)
+                             key_body_positions=[1.0, 2.0, 3.0] * 14)
     window.future_frames = [frame] * 21
     window.future_offsets = list(range(21))
 

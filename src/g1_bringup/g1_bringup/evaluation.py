@@ -128,7 +128,7 @@ def build_record(raw: dict[str, list]) -> BagData:
                                         nf(k).root_linear_velocity.z]),
         ref_root_ang_vel=arr(lambda k: [nf(k).root_angular_velocity.x, nf(k).root_angular_velocity.y,
                                         nf(k).root_angular_velocity.z]),
-        ref_key_body_pos=arr(lambda k: [[p.x, p.y, p.z] for p in nf(k).key_body_positions]),
+        ref_key_body_pos=arr(lambda k: np.asarray(nf(k).key_body_positions).reshape(-1, 3)),
         joint_pos=arr(lambda k: _sdk_order(states[k])),
         root_pos=arr(lambda k: [odoms[k].pose.pose.position.x, odoms[k].pose.pose.position.y,
                                 odoms[k].pose.pose.position.z]),

@@ -103,23 +103,30 @@ def joint_command_to_arrays(msg: JointCommand) -> dict[str, np.ndarray]:
 
 # --- ReferenceWindow -----------------------------------------------------------------------------
 
-def _frame_to_msg(data: ReferenceWindowData, i: int) -> ReferenceFrame:
-    f = ReferenceFrame()
+def _frame_to_msg(data: ReferenceWindowData, i: int, f: ReferenceFrame | None = None) -> ReferenceFrame:
+    # Fill the sub-messages the constructor already made (constructing new ones costs twice as much);
+    # numpy arrays go into rosidl float32[] fields without a per-element Python loop.
+    f = f if f is not None else ReferenceFrame()
     f.time_s = float(data.times_s[i])
-    f.joint_positions = data.joint_pos[i].astype(np.float32).tolist()
-    f.joint_velocities = data.joint_vel[i].astype(np.float32).tolist()
-    p, q = data.root_pos[i], data.root_quat_wxyz[i]
-    f.root_position = Point(x=float(p[0]), y=float(p[1]), z=float(p[2]))
-    f.root_orientation = Quaternion(w=float(q[0]), x=float(q[1]), y=float(q[2]), z=float(q[3]))
-    v, w = data.root_lin_vel[i], data.root_ang_vel[i]
-    f.root_linear_velocity = Vector3(x=float(v[0]), y=float(v[1]), z=float(v[2]))
-    f.root_angular_velocity = Vector3(x=float(w[0]), y=float(w[1]), z=float(w[2]))
-    f.key_body_positions = [Point(x=float(b[0]), y=float(b[1]), z=float(b[2])) for b in data.key_body_pos[i]]
+    f.joint_positions = data.joint_pos[i].astype(np.float32)
+    f.joint_velocities = data.joint_vel[i].astype(np.float32)
+    f.key_body_positions = data.key_body_pos[i].astype(np.float32).ravel()
+    p, q = data.root_pos[i].tolist(), data.root_quat_wxyz[i].tolist()
+    v, w = data.root_lin_vel[i].tolist(), data.root_ang_vel[i].tolist()
+    rp, ro, rv, rw = f.root_position, f.root_orientation, f.root_linear_velocity, f.root_angular_velocity
+    rp.x, rp.y, rp.z = p
+    ro.w, ro.x, ro.y, ro.z = q
+    rv.x, rv.y, rv.z = v
+    rw.x, rw.y, rw.z = w
     return f
 
 
-def window_to_msg(data: ReferenceWindowData, stamp, sequence: int = 0) -> ReferenceWindow:
-    msg = ReferenceWindow()
+def window_to_msg(data: ReferenceWindowData, stamp, sequence: int = 0,
+                  out: ReferenceWindow | None = None) -> ReferenceWindow:
+    """The message for ``data``. Pass the previously published message as ``out`` to refill it in place:
+    constructing the ~20 nested frame messages dominates the cost at 50 Hz (rclpy serialises at
+    publish time, so reusing the object afterwards is safe)."""
+    msg = out if out is not None else ReferenceWindow()
     msg.header.stamp = stamp
     msg.header.frame_id = "world"
     msg.sequence = int(sequence) & 0xFFFFFFFF
@@ -132,9 +139,10 @@ def window_to_msg(data: ReferenceWindowData, stamp, sequence: int = 0) -> Refere
     msg.frame_period_s = float(data.frame_period_s)
     msg.joint_names = list(robot.JOINT_NAMES)
     msg.key_body_names = list(data.key_body_names)
-    msg.next_frame = _frame_to_msg(data, 0)
+    _frame_to_msg(data, 0, msg.next_frame)
     msg.future_offsets = [int(o) for o in data.future_offsets]
-    msg.future_frames = [_frame_to_msg(data, i) for i in range(1, data.num_frames)]
+    old = msg.future_frames if len(msg.future_frames) == data.num_frames - 1 else [None] * (data.num_frames - 1)
+    msg.future_frames = [_frame_to_msg(data, i, old[i - 1]) for i in range(1, data.num_frames)]
     return msg
 
 
@@ -160,8 +168,7 @@ def msg_to_window(msg: ReferenceWindow) -> ReferenceWindowData:
                                     f.root_linear_velocity.z] for f in frames]),
             root_ang_vel=np.array([[f.root_angular_velocity.x, f.root_angular_velocity.y,
                                     f.root_angular_velocity.z] for f in frames]),
-            key_body_pos=np.array([[[p.x, p.y, p.z] for p in f.key_body_positions] for f in frames]).reshape(
-                len(frames), k, 3),
+            key_body_pos=np.array([f.key_body_positions for f in frames], dtype=np.float64).reshape(len(frames), k, 3),
             future_offsets=tuple(int(o) for o in msg.future_offsets),
             key_body_names=tuple(msg.key_body_names),
             motion_name=msg.motion_name,

@@ -196,7 +196,10 @@ class MotionServer(Node):
             sequence = self._sequence
             self._sequence += 1
         stamp = ticks.stamp_from_ns(stamp_ns)
-        self.pub_window.publish(conversions.window_to_msg(window, stamp, sequence))
+        # publishing happens on one thread at a time (tick lock / lockstep callback), so the message
+        # object can be refilled in place each tick
+        self._window_msg = conversions.window_to_msg(window, stamp, sequence, out=getattr(self, "_window_msg", None))
+        self.pub_window.publish(self._window_msg)
         if self.publish_visualization and stamp_ns - self._last_visualization_ns >= self.visualization_period_ns:
             self._last_visualization_ns = stamp_ns
             self.pub_ghost.publish(conversions.make_joint_state(stamp, window.joint_pos[0], window.joint_vel[0]))
