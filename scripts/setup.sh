@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Set up the G1 tracking stack on a fresh Debian 12 / Python 3.11 machine, with no ROS install:
 #   .venv/ with ROS 2 Kilted from PyPI (rclpy, Fast DDS, common interfaces, interface build tools),
-#   the stack's Python dependencies (pinned in scripts/requirements.txt), the g1_interfaces package
-#   built with colcon and installed into the venv, and every Python package of src/ installed
-#   (editable) into the venv. Afterwards `.venv/bin/g1 --help` works with nothing sourced.
+#   the stack's Python dependencies (pinned in scripts/requirements.txt), the interface packages
+#   g1_interfaces and unitree_hg built with colcon and installed into the venv, and every Python
+#   package of src/ installed (editable) into the venv. Afterwards `.venv/bin/g1 --help` works with
+#   nothing sourced.
 #
 # Idempotent: a re-run only redoes the steps whose inputs changed.
 # Environment: PYTHON=python3.11 (interpreter to use), G1_VENV=.venv (venv location).
@@ -72,22 +73,27 @@ NPINC=$("$PY" -c 'import numpy; print(numpy.get_include())')
            -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" "$f"
 done
 
-# --- 3. interface package: colcon build, then install into the venv --------------------------
-iface_hash=$(cd "$ROOT/src/g1_interfaces" && find . -type f ! -name '*.md' | sort | xargs sha256sum | sha256sum | cut -c1-16)
-if [ "$(cat "$STAMPS/g1_interfaces" 2>/dev/null)" != "$iface_hash" ] || ! "$PY" -c 'import g1_interfaces.msg' 2>/dev/null; then
-    say "building g1_interfaces with colcon (about 20 s)"
+# --- 3. interface packages: colcon build, then install into the venv --------------------------
+# g1_interfaces: the stack's public messages; unitree_hg: Unitree's LowCmd/LowState for the G1 driver.
+IFACE_PACKAGES=(g1_interfaces unitree_hg)
+iface_hash=$(cd "$ROOT/src" && find "${IFACE_PACKAGES[@]}" -type f ! -name '*.md' | sort | xargs sha256sum | sha256sum | cut -c1-16)
+iface_imports=$(printf 'import %s.msg;' "${IFACE_PACKAGES[@]}")
+if [ "$(cat "$STAMPS/interfaces" 2>/dev/null)" != "$iface_hash" ] || ! "$PY" -c "$iface_imports" 2>/dev/null; then
+    say "building ${IFACE_PACKAGES[*]} with colcon (about 40 s)"
     (
         cd "$ROOT"
         export AMENT_PREFIX_PATH="$VENV" VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
-        "$VENV/bin/colcon" --log-base "$ROOT/log" build --base-paths src --packages-select g1_interfaces \
+        # --base-paths, not --packages-select: the latter needs colcon-package-selection (not installed)
+        # and is silently ignored without it, which built every package of src/.
+        "$VENV/bin/colcon" --log-base "$ROOT/log" build --base-paths "${IFACE_PACKAGES[@]/#/$ROOT/src/}" \
             --build-base "$ROOT/build" --install-base "$ROOT/install" \
             --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$PY" >"$STAMPS/colcon.log" 2>&1 \
             || { tail -40 "$STAMPS/colcon.log"; exit 1; }
-        cmake --install "$ROOT/build/g1_interfaces" --prefix "$VENV" >/dev/null
-    ) || die "building g1_interfaces failed (full log: $STAMPS/colcon.log)"
-    echo "$iface_hash" > "$STAMPS/g1_interfaces"
+        for p in "${IFACE_PACKAGES[@]}"; do cmake --install "$ROOT/build/$p" --prefix "$VENV" >/dev/null; done
+    ) || die "building ${IFACE_PACKAGES[*]} failed (full log: $STAMPS/colcon.log)"
+    echo "$iface_hash" > "$STAMPS/interfaces"
 else
-    say "g1_interfaces up to date"
+    say "${IFACE_PACKAGES[*]} up to date"
 fi
 
 # --- 4. the stack's Python packages, editable, into the venv ----------------------------------
@@ -106,7 +112,7 @@ fi
 
 # --- 5. check -----------------------------------------------------------------------------------
 env -u AMENT_PREFIX_PATH -u PYTHONPATH -u LD_LIBRARY_PATH "$PY" -c \
-    'import rclpy, g1_interfaces.msg, g1_interfaces.srv, g1_description.mjcf as m; m.model_dir()' \
+    'import rclpy, g1_interfaces.msg, g1_interfaces.srv, unitree_hg.msg, g1_description.mjcf as m; m.model_dir()' \
     || die "the venv does not import the stack with nothing sourced"
 "$VENV/bin/g1" --help >/dev/null || die "'$VENV/bin/g1 --help' failed"
 say "done in $((SECONDS - t0)) s. Try: $VENV/bin/g1 --help"

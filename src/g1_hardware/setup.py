@@ -21,6 +21,10 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "g1_sim = g1_hardware.sim_node:main",
+            "g1_driver = g1_hardware.g1_driver:main",
+            "g1_fake_robot = g1_hardware.fake_g1:main",
+            "g1_command_echo = g1_hardware.command_echo:main",
         ],
     },
 )
