@@ -5,8 +5,12 @@ Timing (docs/lockstep.md):
   sleep-until-deadline loop has ~10x less period jitter here than an rclpy timer), stamped with the
   ROS clock at each deadline.
 - lockstep (``use_sim_time:=true``): no loop; each ``joint_states`` stamped t_k produces the window
-  stamped t_k for clip time t_k. Says its name once on ``g1/ready`` when its inputs (joint_states and
-  /clock) are matched.
+  stamped t_(k+1), one tick ahead, so it is computed while the policy works on tick k and is already
+  there when the state of tick k+1 arrives (the first joint_states also produces the window of its own
+  tick). This takes the motion server off the per-tick critical path of the lockstep loop. Says its
+  name once on ``g1/ready`` when its inputs (joint_states and /clock) are matched.
+- ``autoplay``/``autoplay_at_s`` start a motion at an exact time (the first tick at or after it), which
+  makes scripted lockstep runs (``g1 track``) deterministic: no service call races the simulation.
 
 Re-anchoring needs the robot's x/y/yaw: they come from an odometry topic (``odom_topic``, by default the
 simulator's ground truth). On the real robot point it at a state estimator's odometry; with no
@@ -54,6 +58,8 @@ PARAMETERS = {
     "odom_topic": topics.GROUND_TRUTH_ODOM,  # "" -> no odometry, robot assumed at the origin
     "publish_visualization": True,      # ghost JointState + key-body markers
     "visualization_rate_hz": 10.0,      # RViz needs no 50 Hz; each marker message costs ~0.2 ms
+    "autoplay": "",                     # motion to play without a service call ("" = none)
+    "autoplay_at_s": 0.0,               # ... starting at the first tick at or after this (ROS/sim) time
 }
 
 
@@ -93,6 +99,13 @@ class MotionServer(Node):
         self.create_service(StopMotion, topics.STOP_MOTION, self._on_stop)
         self.create_service(ListMotions, topics.LIST_MOTIONS, self._on_list)
         self._preload([n for n in (p["preload"] or []) if n])
+        self._autoplay = None  # (motion, start time ns) until it has started
+        if p["autoplay"]:
+            try:
+                self._autoplay = (self.library.load(p["autoplay"]), int(round(float(p["autoplay_at_s"]) * 1e9)))
+            except (UnknownMotionError, MotionFormatError, OSError) as exc:
+                self.get_logger().error(f"autoplay {p['autoplay']!r}: {exc}; nothing will play by itself")
+        self._pose_cutoff_ns: int | None = None  # lockstep: use odometry strictly older than this
 
         self._stop_event = threading.Event()
         self._thread = None
@@ -149,7 +162,13 @@ class MotionServer(Node):
         with self._lock:
             self._joint_pos = q
         if self.lockstep:
-            self.publish_tick(ticks.stamp_to_ns(msg.header.stamp))
+            stamp_ns = ticks.stamp_to_ns(msg.header.stamp)
+            # Odometry strictly older than this joint state: whether this tick's odometry arrived before
+            # its joint_states is a race, so it must not influence the result (determinism).
+            self._pose_cutoff_ns = stamp_ns
+            if stamp_ns > self._last_stamp_ns:  # first tick, or a tick we have not published ahead
+                self.publish_tick(stamp_ns)
+            self.publish_tick(stamp_ns + ticks.CONTROL_PERIOD_NS)
 
     def _on_odom(self, msg: Odometry) -> None:
         p, o = msg.pose.pose.position, msg.pose.pose.orientation
@@ -164,7 +183,8 @@ class MotionServer(Node):
     def _robot_pose(self, stamp_ns: int) -> Pose:
         """The robot pose for tick ``stamp_ns``. In lockstep, odometry strictly older than the tick is used
         so the result does not depend on whether this tick's odometry or joint_states arrived first."""
-        odom = [o for o in self._odom if o[0] < stamp_ns] if self.lockstep else list(self._odom)
+        cutoff = self._pose_cutoff_ns if self._pose_cutoff_ns is not None else stamp_ns
+        odom = [o for o in self._odom if o[0] < cutoff] if self.lockstep else list(self._odom)
         if not odom:
             pose = Pose.default_standing()
             pose.joint_pos = self._joint_pos
@@ -184,6 +204,12 @@ class MotionServer(Node):
                                           f"{stamp_ns * 1e-9:.3f} s: playback reset to idle")
                 self._reset_player()
             self._last_stamp_ns = stamp_ns
+            if self._autoplay is not None and stamp_ns >= self._autoplay[1]:
+                motion, _ = self._autoplay
+                self._autoplay = None
+                self.player.play(motion)
+                self.get_logger().info(f"autoplay: playing {motion.name} ({motion.duration_s:.2f} s) "
+                                       f"from t={stamp_ns * 1e-9:.2f} s")
             try:
                 self.player.set_robot_pose(self._robot_pose(stamp_ns))
                 window = self.player.window(stamp_ns * 1e-9)
