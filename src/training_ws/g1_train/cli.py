@@ -1,0 +1,115 @@
+"""``g1-train teacher|student|export|eval``: the training workspace's command line.
+
+    g1-train teacher --config configs/teacher.yaml [--resume RUN_DIR|CKPT] [--iterations N] [--set k=v ...]
+    g1-train student --config configs/student_moe.yaml --teacher RUN_DIR|CKPT [--resume ...]
+    g1-train export  --checkpoint STUDENT_RUN_DIR|CKPT --out policy.onnx
+    g1-train eval    --artifact policy.onnx|baseline --config CFG [--max-s S] [--json report.json]
+
+Every run directory holds the resolved ``config.yaml``, TensorBoard event files, ``progress.jsonl``
+and ``model_<it>.pt`` checkpoints; ``--resume`` continues from the newest checkpoint of a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import ConfigError, TrainCfg, load_config
+
+
+def _add_common(p: argparse.ArgumentParser, config_required: bool = True) -> None:
+    p.add_argument("--config", required=config_required, help="YAML config (see configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config entry, e.g. --set env.num_envs=128 (repeatable)")
+
+
+def _config_for_checkpoint(args) -> TrainCfg:
+    """The config a checkpoint was trained with (its run's config.yaml) unless --config is given."""
+    if args.config:
+        return load_config(args.config, args.set)
+    ckpt = Path(args.checkpoint)
+    run = ckpt if ckpt.is_dir() else ckpt.parent
+    if not (run / "config.yaml").is_file():
+        raise ConfigError(f"{run} has no config.yaml; pass --config with the config it was trained with")
+    return load_config(run / "config.yaml", args.set)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="g1-train", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("teacher", help="train the privileged MoE teacher with PPO")
+    _add_common(p)
+    p.add_argument("--out", help="run directory (default: <log_root>/<name>/teacher_<time>)")
+    p.add_argument("--resume", help="run directory or checkpoint to continue from")
+    p.add_argument("--iterations", type=int, help="override teacher_algo.iterations")
+
+    p = sub.add_parser("student", help="DAgger-distil the teacher into a deployable student")
+    _add_common(p)
+    p.add_argument("--teacher", help="teacher run directory or checkpoint (not needed with --resume)")
+    p.add_argument("--kind", choices=["moe", "transformer"], help="override student.kind")
+    p.add_argument("--out")
+    p.add_argument("--resume")
+    p.add_argument("--iterations", type=int)
+
+    p = sub.add_parser("export", help="export a student checkpoint to an ONNX policy artifact")
+    _add_common(p, config_required=False)
+    p.add_argument("--checkpoint", required=True, help="student run directory or checkpoint")
+    p.add_argument("--out", required=True, help="output .onnx path")
+    p.add_argument("--name", help="artifact name (provenance); default: the file stem")
+
+    p = sub.add_parser("eval", help="run an artifact (or the pass-through baseline) in MuJoCo, report metrics")
+    _add_common(p)
+    p.add_argument("--artifact", required=True, help="policy .onnx, or 'baseline' for the pass-through")
+    p.add_argument("--max-s", type=float, help="evaluate at most this many seconds of each clip")
+    p.add_argument("--json", help="write the full report here")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "teacher":
+            from .train import train_teacher
+
+            cfg = load_config(args.config, args.set)
+            ckpt = train_teacher(cfg, out=args.out, resume=args.resume, iterations=args.iterations)
+            print(f"teacher checkpoint: {ckpt}")
+        elif args.command == "student":
+            from .train import train_student
+
+            cfg = load_config(args.config, args.set)
+            if args.kind:
+                cfg.student.kind = args.kind
+            if not (args.teacher or args.resume):
+                parser.error("student: give --teacher (a teacher run) or --resume (a student run)")
+            ckpt = train_student(cfg, teacher=args.teacher, out=args.out, resume=args.resume,
+                                 iterations=args.iterations)
+            print(f"student checkpoint: {ckpt}")
+        elif args.command == "export":
+            from .export import export_student
+
+            cfg = _config_for_checkpoint(args)
+            art = export_student(cfg, args.checkpoint, args.out, name=args.name)
+            print(f"exported {art.model_kind} policy to {art.path} (observation size {art.observation.size}, "
+                  f"golden vectors checked by ONNX Runtime)")
+        else:
+            from .evaluate import evaluate
+            from .motions import load_motion_set
+
+            cfg = load_config(args.config, args.set)
+            ms = load_motion_set(cfg.env.motions)
+            report = evaluate(None if args.artifact == "baseline" else args.artifact, ms, args.max_s)
+            if args.json:
+                Path(args.json).write_text(json.dumps(report, indent=2))
+            for clip in report["per_clip"]:
+                print(f"{clip['motion']:<28} success={clip['success']!s:<5} completion={clip['completion']:.2f} "
+                      f"E_mpkpe={clip['E_mpkpe_mm'] or float('nan'):.1f} mm")
+            print(json.dumps({"controller": report["controller"], **report["overall"]}))
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"g1-train {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

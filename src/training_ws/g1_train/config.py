@@ -1,0 +1,208 @@
+"""Typed configs (dataclasses, mjlab-style) loaded from YAML.
+
+A YAML file mirrors the dataclass tree; unknown keys are an error that names the key, so a typo in a
+config never silently falls back to a default. ``to_dict`` gives the plain dict that goes into logs,
+checkpoints and the exported artifact's provenance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+
+@dataclass
+class MotionCfg:
+    #: motion sources: library .npz files, library directories (with index.json), or raw clips
+    #: (.csv/.npz/.pkl) imported in memory through motion_server.importers. Globs allowed.
+    sources: list[str] = field(default_factory=list)
+    #: optional name filter (substring match) applied after loading
+    names: list[str] = field(default_factory=list)
+    max_clips: int = 0  # 0 = all
+
+
+@dataclass
+class SamplingCfg:
+    """GMT adaptive sampling (see field-notes.md) + clip cutting + HME-style balancing."""
+
+    completion_init: float = 10.0
+    completion_decay: float = 0.99      # c_i <- max(1, c_i * decay) per success
+    error_low: float = 0.25             # e_i = low + (high - low) * (c_i - 1) / 9
+    error_high: float = 0.6
+    kp_err_norm: float = 0.15           # s_i = min((E_max_kp / norm)^5, 1) when c_i == 1
+    max_segment_s: float = 10.0         # clips longer than this are cut into sub-clips
+    max_offset_s: float = 2.0           # random offset of the cut points
+    recut_every_resets: int = 4096      # re-cut the long clips after this many episode resets
+    diversity_clusters: int = 4         # HME-style balanced sampling over motion embedding clusters
+    diversity_weight: float = 1.0       # 0 = off; p_i ∝ s_i * (1 / |cluster(i)|)^weight
+
+
+@dataclass
+class RandomizationCfg:
+    enabled: bool = True
+    friction: tuple[float, float] = (0.4, 1.2)          # absolute sliding friction of the floor/feet
+    base_mass_add_kg: tuple[float, float] = (-1.0, 3.0)  # added to the torso
+    com_offset_m: tuple[float, float] = (-0.03, 0.03)   # torso CoM shift, each axis
+    motor_strength: tuple[float, float] = (0.9, 1.1)    # per-motor torque scale
+    push_interval_s: tuple[float, float] = (3.0, 6.0)
+    push_vel_mps: float = 0.5                           # max xy velocity kick of the pelvis
+    gravity_tilt_rad: float = 0.05                      # gravity direction tilt (emulates slopes)
+    terrain_height_m: float = 0.03                      # max bump height of the per-env heightfield
+    action_delay_steps: tuple[int, int] = (0, 10)       # physics steps (2 ms) before a target acts
+    init_joint_noise_rad: float = 0.05
+
+
+@dataclass
+class RewardCfg:
+    """Tracking rewards, exp(-err^2 / sigma^2) kernels (BeyondMimic/GMT style) and regularisers."""
+
+    joint_pos: float = 1.0
+    joint_pos_sigma: float = 0.5
+    key_body_pos: float = 1.0
+    key_body_sigma_m: float = 0.15
+    root_orientation: float = 0.5
+    root_orientation_sigma: float = 0.4
+    root_lin_vel: float = 0.5
+    root_lin_vel_sigma: float = 0.5
+    root_ang_vel: float = 0.5
+    root_ang_vel_sigma: float = 1.5
+    action_rate: float = -0.05
+    joint_limit: float = -1.0
+    termination: float = -10.0
+
+
+@dataclass
+class TerminationCfg:
+    root_height_error_m: float = 0.25
+    orientation_error_rad: float = 0.9
+    key_body_error_m: float = 0.6
+
+
+@dataclass
+class ObservationCfg:
+    """Deployment observation (passed verbatim to g1_tracker_policy.observation.ObservationConfig)."""
+
+    history_length: int = 5
+    proprio_terms: list[str] = field(default_factory=lambda: ["base_ang_vel", "projected_gravity",
+                                                               "joint_pos_rel", "joint_vel", "last_action"])
+    reference_terms: list[str] = field(default_factory=lambda: ["ref_root_height", "ref_roll_pitch",
+                                                                 "ref_lin_vel_heading", "ref_yaw_rate",
+                                                                 "ref_joint_pos"])
+    #: control periods ahead; empty = motion_server's DEFAULT_FUTURE_OFFSETS (1, 5, ..., 100 = 2 s)
+    future_offsets: list[int] = field(default_factory=list)
+    #: steps of context the transformer student sees (rolling window of full observations)
+    student_context: int = 16
+
+
+@dataclass
+class EnvCfg:
+    num_envs: int = 64
+    seed: int = 0
+    action_scale: float = 0.25
+    motions: MotionCfg = field(default_factory=MotionCfg)
+    sampling: SamplingCfg = field(default_factory=SamplingCfg)
+    randomization: RandomizationCfg = field(default_factory=RandomizationCfg)
+    rewards: RewardCfg = field(default_factory=RewardCfg)
+    terminations: TerminationCfg = field(default_factory=TerminationCfg)
+    observation: ObservationCfg = field(default_factory=ObservationCfg)
+
+
+@dataclass
+class ModelCfg:
+    kind: str = "moe"                   # teacher: moe | mlp ; student: moe | transformer
+    num_experts: int = 4
+    expert_hidden: list[int] = field(default_factory=lambda: [256, 128])
+    gate_hidden: list[int] = field(default_factory=lambda: [128])
+    encoder_channels: list[int] = field(default_factory=lambda: [32, 32])
+    encoder_out: int = 64
+    # transformer student
+    d_model: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    init_std: float = 0.6               # teacher: initial PPO std; student: fixed DAgger noise
+
+
+@dataclass
+class AlgoCfg:
+    iterations: int = 100
+    num_steps_per_env: int = 24
+    save_interval: int = 50
+    learning_rate: float = 1e-3
+    num_learning_epochs: int = 5
+    num_mini_batches: int = 4
+    gamma: float = 0.99
+    lam: float = 0.95
+    entropy_coef: float = 0.005
+    desired_kl: float = 0.01
+    clip_param: float = 0.2
+    # distillation
+    gradient_length: int = 15
+    loss_type: str = "mse"
+
+
+@dataclass
+class TrainCfg:
+    name: str = "g1_tracker"
+    log_root: str = "runs"
+    device: str = "cpu"
+    env: EnvCfg = field(default_factory=EnvCfg)
+    teacher: ModelCfg = field(default_factory=ModelCfg)
+    teacher_algo: AlgoCfg = field(default_factory=AlgoCfg)
+    student: ModelCfg = field(default_factory=lambda: ModelCfg(kind="moe", init_std=0.05))
+    student_algo: AlgoCfg = field(default_factory=lambda: AlgoCfg(learning_rate=5e-4, num_learning_epochs=1))
+
+
+class ConfigError(ValueError):
+    """A YAML config that does not match the dataclasses (unknown key, wrong type)."""
+
+
+def _build(cls, data: Any, where: str):
+    if not dataclasses.is_dataclass(cls):
+        return data
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {where or '<root>'}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"config {where or '<root>'}: unknown keys {unknown} (known: {sorted(names)})")
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        sub = f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, sub)
+        elif getattr(hint, "__origin__", None) is tuple:
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainCfg:
+    """Load a TrainCfg from YAML, then apply ``key.sub=value`` overrides (values parsed as YAML)."""
+    data: dict = {}
+    if path is not None:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key.path=value")
+        key, value = item.split("=", 1)
+        node = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return _build(TrainCfg, data, "")
+
+
+def to_dict(cfg) -> dict:
+    d = dataclasses.asdict(cfg)
+    return yaml.safe_load(yaml.safe_dump(d))  # tuples -> lists, plain types only

@@ -1,0 +1,386 @@
+"""Multi-motion tracking task on the G1: batched C-MuJoCo backend, numpy, no torch.
+
+Why C-MuJoCo and not mjlab here: on these 2-core CPU machines plain MuJoCo steps ~3x faster than
+MuJoCo-Warp on CPU (field-notes.md: ~1,200 vs ~395 control steps/s). The MDP terms below (observations,
+rewards, terminations, resets) work on plain state arrays with a leading env axis, gathered from the
+simulator once per control step (:class:`RobotStateBatch`), so a GPU backend that fills the same arrays
+reuses them unchanged - they are single-sourced. The deployment observation is not even defined here:
+it is ``g1_tracker_policy.observation.compute_observation``, the function the policy node runs.
+
+One control step (50 Hz) = 10 physics steps (500 Hz) with the motor PD of the G1 drivers
+(tau = strength * (kp (q* - q) - kd dq), clipped to the effort limit), like ``g1_hardware.sim_core``:
+the policy outputs joint targets q* = default + action_scale * action (the artifact's action offset
+and scale), with the gains of ``g1_description.robot``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from g1_description import mjcf, robot
+from g1_tracker_policy import observation as obs_lib
+
+from .config import EnvCfg
+from .motions import MotionSet
+from .sampling import AdaptiveSampler
+
+PHYSICS_STEPS = int(round(robot.CONTROL_PERIOD_S / robot.PHYSICS_DT_S))  # 10
+_NQ0, _NV0 = 7, 6  # floating base entries of qpos / qvel
+TERRAIN_HALF_SIZE_M = 12.0
+TERRAIN_RES = 48
+
+
+def deployment_observation_config(cfg: EnvCfg) -> obs_lib.ObservationConfig:
+    """The ObservationConfig that goes into the exported artifact (built by the deployment module)."""
+    o = cfg.observation
+    offsets = tuple(o.future_offsets) if o.future_offsets else tuple(obs_lib.DEFAULT_FUTURE_OFFSETS)
+    return obs_lib.ObservationConfig(proprio_terms=tuple(o.proprio_terms), history_length=o.history_length,
+                                     reference_terms=tuple(o.reference_terms), future_offsets=offsets)
+
+
+def build_train_model(terrain_height_m: float) -> mujoco.MjModel:
+    """The simulator's model (``mjcf.build_sim_spec``: torque motors, per-motor armature, 500 Hz) plus a
+    heightfield for terrain-height randomisation (flat while its data is zero)."""
+    spec = mjcf.build_sim_spec(scene=True)
+    if terrain_height_m > 0:
+        hfield = spec.add_hfield(name="terrain", size=[TERRAIN_HALF_SIZE_M, TERRAIN_HALF_SIZE_M, terrain_height_m,
+                                                        0.05], nrow=TERRAIN_RES, ncol=TERRAIN_RES)
+        hfield.userdata = [0.0] * (TERRAIN_RES * TERRAIN_RES)
+        geom = spec.worldbody.add_geom(name="terrain", type=mujoco.mjtGeom.mjGEOM_HFIELD)
+        geom.hfieldname = "terrain"
+    model = spec.compile()
+    mjcf.check_model(model)
+    return model
+
+
+@dataclass
+class RobotStateBatch:
+    """What the MDP terms read, gathered once per control step (world frame unless said)."""
+
+    root_pos: np.ndarray        # (N, 3)
+    root_quat: np.ndarray       # (N, 4) wxyz, pelvis body
+    root_lin_vel: np.ndarray    # (N, 3) world
+    root_ang_vel: np.ndarray    # (N, 3) world
+    imu_quat: np.ndarray        # (N, 4) wxyz, IMU site (what the robot reports)
+    imu_gyro: np.ndarray        # (N, 3) IMU frame
+    joint_pos: np.ndarray       # (N, 29)
+    joint_vel: np.ndarray       # (N, 29)
+    key_body_pos: np.ndarray    # (N, K, 3)
+
+    @classmethod
+    def empty(cls, n: int, k: int) -> "RobotStateBatch":
+        z = np.zeros
+        return cls(z((n, 3)), z((n, 4)), z((n, 3)), z((n, 3)), z((n, 4)), z((n, 3)), z((n, 29)), z((n, 29)),
+                   z((n, k, 3)))
+
+
+@dataclass
+class ReferenceBatch:
+    """Reference frames (N, F, ...) in the same layout as motion_server.reference.ReferenceWindowData."""
+
+    times_s: np.ndarray
+    joint_pos: np.ndarray
+    joint_vel: np.ndarray
+    root_pos: np.ndarray
+    root_quat_wxyz: np.ndarray
+    root_lin_vel: np.ndarray
+    root_ang_vel: np.ndarray
+    key_body_pos: np.ndarray
+
+
+class TrackingEnv:
+    """N G1s tracking clips of a MotionSet. ``step(action) -> (obs, reward, terminated, time_out, info)``.
+
+    ``obs`` is a dict of float32 arrays: ``policy`` (the deployment observation, (N, D)), ``privileged``
+    (teacher/critic extras), ``policy_context`` ((N, C, D) rolling window for the transformer student,
+    oldest first, zero-padded at the front exactly like the policy node's ONNX runner) and
+    ``context_len`` ((N, 1) valid steps in it).
+    """
+
+    def __init__(self, cfg: EnvCfg, motions: MotionSet):
+        self.cfg = cfg
+        self.motions = motions
+        self.num_envs = n = cfg.num_envs
+        self.rng = np.random.default_rng(cfg.seed)
+        self.obs_cfg = deployment_observation_config(cfg)
+        self.offsets = np.array((1,) + tuple(self.obs_cfg.future_offsets))  # frame 0 = next frame
+        self.dt = robot.CONTROL_PERIOD_S
+        dr = cfg.randomization
+        self.base_model = build_train_model(dr.terrain_height_m if dr.enabled else 0.0)
+        # Per-env model copies: friction, masses, gravity and terrain differ per env.
+        self.models = [copy.deepcopy(self.base_model) for _ in range(n)] if dr.enabled else [self.base_model] * n
+        self.datas = [mujoco.MjData(m) for m in self.models]
+        m = self.base_model
+        self.imu_site = m.site(robot.IMU_SITE).id
+        self.gyro_adr = next(int(m.sensor_adr[i]) for i in range(m.nsensor)
+                             if m.sensor_type[i] == mujoco.mjtSensor.mjSENS_GYRO and m.sensor_objid[i] == self.imu_site)
+        self.pelvis_id = m.body(robot.ROOT_BODY).id
+        self.torso_id = m.body("torso_link").id
+        self.key_ids = np.array([m.body(b).id for b in motions.key_body_names])
+        self.default_q = robot.DEFAULT_JOINT_POS.copy()
+        self.kp, self.kd, self.effort = robot.KP.copy(), robot.KD.copy(), robot.EFFORT_LIMIT.copy()
+        self.sampler = AdaptiveSampler(motions, cfg.sampling, self.rng, self.dt)
+
+        # per-env randomisation parameters (privileged information for the teacher)
+        self.friction = np.ones(n)
+        self.mass_add = np.zeros(n)
+        self.com_offset = np.zeros((n, 3))
+        self.strength = np.ones((n, 29))
+        self.delay = np.zeros(n, dtype=np.int64)
+        self.push_timer = np.zeros(n)
+        self._nominal = (m.geom_friction[:, 0].copy(), m.body_mass[self.torso_id], m.body_ipos[self.torso_id].copy())
+
+        # episode bookkeeping
+        self.segment = np.zeros(n, dtype=np.int64)
+        self.clip = np.zeros(n, dtype=np.int64)
+        self.frame = np.zeros(n, dtype=np.int64)        # clip frame the robot should be at now
+        self.episode_len = np.zeros(n, dtype=np.int64)
+        self.max_kp_err = np.zeros(n)
+        self.action = np.zeros((n, 29))
+        self.last_action = np.zeros((n, 29))
+        self.target = np.tile(self.default_q, (n, 1))
+        self.state = RobotStateBatch.empty(n, len(self.key_ids))
+        self.history = obs_lib.ProprioHistory(self.obs_cfg, n)
+        self.context_len = cfg.observation.student_context
+        self.context = np.zeros((n, self.context_len, self.obs_cfg.size), dtype=np.float32)
+        self.context_steps = np.zeros(n, dtype=np.int64)
+        self.episode_sums: dict[str, np.ndarray] = {}
+        self.reset(np.ones(n, dtype=bool))
+        self.obs = self._observe()
+
+    # --- sizes -------------------------------------------------------------------------------------
+    @property
+    def num_actions(self) -> int:
+        return robot.NUM_JOINTS
+
+    @property
+    def max_episode_length(self) -> int:
+        return int(round(self.cfg.sampling.max_segment_s / self.dt)) + 1
+
+    # --- reference ---------------------------------------------------------------------------------
+    def reference(self, frames_ahead: np.ndarray | None = None) -> ReferenceBatch:
+        """Reference frames at ``frame + frames_ahead`` (clamped to the clip end), (N, F, ...)."""
+        ahead = self.offsets if frames_ahead is None else np.asarray(frames_ahead)
+        ms = self.motions
+        idx = np.minimum(self.frame[:, None] + ahead[None], ms.length[self.clip][:, None] - 1)
+        g = ms.start[self.clip][:, None] + idx
+        f64 = lambda a: a[g].astype(np.float64)  # noqa: E731
+        return ReferenceBatch(times_s=idx * self.dt, joint_pos=f64(ms.joint_pos), joint_vel=f64(ms.joint_vel),
+                              root_pos=f64(ms.root_pos), root_quat_wxyz=f64(ms.root_quat_wxyz),
+                              root_lin_vel=f64(ms.root_lin_vel), root_ang_vel=f64(ms.root_ang_vel),
+                              key_body_pos=f64(ms.key_body_pos))
+
+    # --- randomisation -----------------------------------------------------------------------------
+    def _randomise(self, i: int) -> None:
+        dr, rng, model = self.cfg.randomization, self.rng, self.models[i]
+        fr, mass, ipos = self._nominal
+        self.friction[i] = rng.uniform(*dr.friction)
+        model.geom_friction[:, 0] = self.friction[i]
+        self.mass_add[i] = rng.uniform(*dr.base_mass_add_kg)
+        model.body_mass[self.torso_id] = mass + self.mass_add[i]
+        self.com_offset[i] = rng.uniform(*dr.com_offset_m, size=3)
+        model.body_ipos[self.torso_id] = ipos + self.com_offset[i]
+        self.strength[i] = rng.uniform(*dr.motor_strength, size=29)
+        self.delay[i] = rng.integers(dr.action_delay_steps[0], dr.action_delay_steps[1] + 1)
+        tilt = rng.uniform(-dr.gravity_tilt_rad, dr.gravity_tilt_rad, size=2)
+        model.opt.gravity[:] = 9.81 * np.array([np.sin(tilt[1]), -np.sin(tilt[0]), -np.cos(tilt[0]) * np.cos(tilt[1])])
+        if model.nhfield:
+            # Smooth random bumps: coarse noise upsampled, in [0, 1] of the hfield's elevation range.
+            coarse = rng.uniform(0, 1, (TERRAIN_RES // 8 + 1, TERRAIN_RES // 8 + 1))
+            fine = np.kron(coarse, np.ones((8, 8)))[:TERRAIN_RES, :TERRAIN_RES]
+            model.hfield_data[:] = fine.ravel()
+        self.push_timer[i] = rng.uniform(*dr.push_interval_s)
+
+    # --- reset -------------------------------------------------------------------------------------
+    def reset(self, mask: np.ndarray) -> None:
+        ids = np.flatnonzero(mask)
+        if ids.size == 0:
+            return
+        seg = self.sampler.sample(ids.size)
+        self.segment[ids] = seg
+        self.clip[ids] = self.sampler.seg_clip[seg]
+        self.frame[ids] = self.sampler.seg_first[seg]
+        self.episode_len[ids] = 0
+        self.max_kp_err[ids] = 0.0
+        self.action[ids] = 0.0
+        self.last_action[ids] = 0.0
+        ref = self.reference(np.array([0]))
+        dr = self.cfg.randomization
+        for i in ids:
+            if dr.enabled:
+                self._randomise(i)
+            d, model = self.datas[i], self.models[i]
+            mujoco.mj_resetData(model, d)
+            # Reference state initialisation: the robot starts in the segment's first frame, moving.
+            q = ref.joint_pos[i, 0] + self.rng.normal(0, dr.init_joint_noise_rad if dr.enabled else 0.0, 29)
+            d.qpos[:3] = ref.root_pos[i, 0] + np.array([0, 0, dr.terrain_height_m if dr.enabled else 0.0])
+            d.qpos[3:7] = ref.root_quat_wxyz[i, 0]
+            d.qpos[_NQ0:] = robot.clip_to_limits(q)
+            rot = obs_lib.quat_to_rotmat(ref.root_quat_wxyz[i, 0])
+            d.qvel[:3] = ref.root_lin_vel[i, 0]
+            d.qvel[3:6] = rot.T @ ref.root_ang_vel[i, 0]  # free joint angular velocity is in the body frame
+            d.qvel[_NV0:] = ref.joint_vel[i, 0]
+            mujoco.mj_forward(model, d)
+            self.target[i] = d.qpos[_NQ0:]
+        self._gather(ids)
+        self.history.reset(mask)
+        self.context[ids] = 0.0
+        self.context_steps[ids] = 0
+
+    # --- stepping ----------------------------------------------------------------------------------
+    def _gather(self, ids) -> None:
+        s = self.state
+        quat = np.zeros(4)
+        for i in ids:
+            d = self.datas[i]
+            s.root_pos[i] = d.qpos[:3]
+            s.root_quat[i] = d.qpos[3:7]
+            s.root_lin_vel[i] = d.qvel[:3]
+            s.root_ang_vel[i] = d.xmat[self.pelvis_id].reshape(3, 3) @ d.qvel[3:6]
+            mujoco.mju_mat2Quat(quat, d.site_xmat[self.imu_site])
+            s.imu_quat[i] = quat
+            s.imu_gyro[i] = d.sensordata[self.gyro_adr:self.gyro_adr + 3]
+            s.joint_pos[i] = d.qpos[_NQ0:]
+            s.joint_vel[i] = d.qvel[_NV0:]
+            s.key_body_pos[i] = d.xpos[self.key_ids]
+
+    def step(self, action: np.ndarray):
+        n = self.num_envs
+        self.last_action[:] = self.action
+        self.action[:] = np.clip(np.nan_to_num(action, nan=0.0), -10.0, 10.0)
+        new_target = self.default_q + self.cfg.action_scale * self.action
+        dr = self.cfg.randomization
+        for i in range(n):
+            d, model = self.datas[i], self.models[i]
+            kp, kd, lim, st = self.kp, self.kd, self.effort, self.strength[i]
+            for k in range(PHYSICS_STEPS):
+                # Action delay: the drivers keep the previous target for `delay` physics steps.
+                tgt = self.target[i] if k < self.delay[i] else new_target[i]
+                tau = st * (kp * (tgt - d.qpos[_NQ0:]) - kd * d.qvel[_NV0:])
+                d.ctrl[:] = np.clip(tau, -lim, lim)
+                mujoco.mj_step(model, d)
+            mujoco.mj_forward(model, d)  # sensors and body poses of the state at this tick
+        self.target[:] = new_target
+        if dr.enabled:
+            self.push_timer -= self.dt
+            for i in np.flatnonzero(self.push_timer <= 0):
+                self.datas[i].qvel[:2] += self.rng.uniform(-dr.push_vel_mps, dr.push_vel_mps, 2)
+                self.push_timer[i] = self.rng.uniform(*dr.push_interval_s)
+        self.frame += 1
+        self.episode_len += 1
+        self._gather(range(n))
+
+        ref_now = self.reference(np.array([0]))
+        errors = tracking_errors(self.state, ref_now)
+        self.max_kp_err = np.maximum(self.max_kp_err, errors["key_body_max_m"])
+        terms = reward_terms(self.cfg, self.state, ref_now, errors, self.action, self.last_action)
+        terminated = termination(self.cfg, errors, self.sampler.error_threshold(self.clip))
+        time_out = (self.frame >= self.sampler.seg_last[self.segment]) & ~terminated
+        time_out |= (self.episode_len >= self.max_episode_length) & ~terminated
+        terms["termination"] = self.cfg.rewards.termination * terminated
+        reward = sum(terms.values())
+        for k, v in terms.items():
+            self.episode_sums.setdefault(k, np.zeros(n))
+            self.episode_sums[k] += v
+
+        done = terminated | time_out
+        info = {"log": {}}
+        if done.any():
+            ids = np.flatnonzero(done)
+            success = self.frame[ids] >= self.sampler.seg_last[self.segment[ids]]
+            self.sampler.update(self.clip[ids], success, self.max_kp_err[ids])
+            lens = np.maximum(self.episode_len[ids], 1)
+            for k, v in self.episode_sums.items():
+                info["log"][f"/reward/{k}"] = float(np.mean(v[ids] / lens))
+                v[ids] = 0.0
+            info["log"]["/tracking/success_rate"] = float(np.mean(success))
+            info["log"]["/tracking/episode_s"] = float(np.mean(lens) * self.dt)
+            self.reset(done)
+        info["log"]["/tracking/key_body_err_m"] = float(np.mean(errors["key_body_mean_m"]))
+        info["log"]["/tracking/joint_err_rad"] = float(np.mean(errors["joint_rmse_rad"]))
+        info["log"]["/sampling/completion_mean"] = float(self.sampler.completion.mean())
+        self.obs = self._observe()
+        return self.obs, reward.astype(np.float32), terminated, time_out, info
+
+    # --- observations ------------------------------------------------------------------------------
+    def _observe(self) -> dict[str, np.ndarray]:
+        s, ref = self.state, self.reference()
+        policy = obs_lib.compute_observation(
+            self.obs_cfg, self.history, base_quat_wxyz=s.imu_quat, base_ang_vel_body=s.imu_gyro,
+            joint_pos=s.joint_pos, joint_vel=s.joint_vel, last_action=self.action,
+            ref_root_pos=ref.root_pos, ref_root_quat_wxyz=ref.root_quat_wxyz, ref_root_lin_vel=ref.root_lin_vel,
+            ref_root_ang_vel=ref.root_ang_vel, ref_joint_pos=ref.joint_pos, ref_key_body_pos=ref.key_body_pos)
+        self.context[:, :-1] = self.context[:, 1:]
+        self.context[:, -1] = policy
+        self.context_steps += 1
+        return {"policy": policy, "privileged": self.privileged(ref),
+                "policy_context": self.context.copy(),
+                "context_len": np.minimum(self.context_steps, self.context_len)[:, None].astype(np.float32)}
+
+    def privileged(self, ref: ReferenceBatch) -> np.ndarray:
+        """What only the simulator knows: true velocities, tracking errors, randomised physics."""
+        s = self.state
+        yaw = obs_lib.yaw_from_quat(s.root_quat)
+        lin_vel_heading = obs_lib.rotate_by_yaw(s.root_lin_vel, yaw)
+        root_err = obs_lib.rotate_by_yaw(ref.root_pos[:, 0] - s.root_pos, yaw)
+        rel = s.key_body_pos - s.root_pos[:, None]
+        rel_ref = ref.key_body_pos[:, 0] - ref.root_pos[:, 0][:, None]
+        kb_err = obs_lib.rotate_by_yaw(rel_ref - rel, yaw[:, None]).reshape(self.num_envs, -1)
+        rp = obs_lib.roll_pitch_from_quat(s.root_quat)
+        physics = np.concatenate([self.friction[:, None], self.mass_add[:, None] / 3.0, self.com_offset * 10.0,
+                                  self.strength - 1.0, self.delay[:, None] / 10.0], 1)
+        return np.concatenate([lin_vel_heading, root_err, kb_err, rp, s.root_pos[:, 2:3], physics], 1).astype(np.float32)
+
+
+# --- MDP terms: plain functions of state arrays (backend-agnostic) --------------------------------
+
+def tracking_errors(s: RobotStateBatch, ref: ReferenceBatch) -> dict[str, np.ndarray]:
+    """Errors against reference frame 0 of ``ref`` (the frame the robot should be at now)."""
+    rel = s.key_body_pos - s.root_pos[:, None]
+    rel_ref = ref.key_body_pos[:, 0] - ref.root_pos[:, 0][:, None]
+    # compare pelvis-relative key bodies in each one's heading frame (yaw drift is not an error here)
+    rel_h = obs_lib.rotate_by_yaw(rel, obs_lib.yaw_from_quat(s.root_quat)[:, None])
+    rel_ref_h = obs_lib.rotate_by_yaw(rel_ref, obs_lib.yaw_from_quat(ref.root_quat_wxyz[:, 0])[:, None])
+    kb = np.linalg.norm(rel_h - rel_ref_h, axis=-1)
+    up = obs_lib.quat_to_rotmat(s.root_quat)[..., :, 2]
+    up_ref = obs_lib.quat_to_rotmat(ref.root_quat_wxyz[:, 0])[..., :, 2]
+    return {
+        "key_body_mean_m": kb.mean(1),
+        "key_body_max_m": kb.max(1),
+        "key_body_sq": (kb ** 2).mean(1),
+        "joint_sq": ((s.joint_pos - ref.joint_pos[:, 0]) ** 2).sum(1),
+        "joint_rmse_rad": np.sqrt(((s.joint_pos - ref.joint_pos[:, 0]) ** 2).mean(1)),
+        "orientation_rad": np.arccos(np.clip((up * up_ref).sum(-1), -1.0, 1.0)),
+        "height_m": np.abs(s.root_pos[:, 2] - ref.root_pos[:, 0, 2]),
+        "lin_vel_sq": ((s.root_lin_vel - ref.root_lin_vel[:, 0]) ** 2).sum(1),
+        "ang_vel_sq": ((s.root_ang_vel - ref.root_ang_vel[:, 0]) ** 2).sum(1),
+    }
+
+
+def reward_terms(cfg: EnvCfg, s: RobotStateBatch, ref: ReferenceBatch, e: dict, action, last_action) -> dict:
+    r = cfg.rewards
+    lower, upper = robot.JOINT_LOWER, robot.JOINT_UPPER
+    soft = 0.05 * (upper - lower)
+    over = np.clip(s.joint_pos - (upper - soft), 0, None) + np.clip((lower + soft) - s.joint_pos, 0, None)
+    return {
+        "joint_pos": r.joint_pos * np.exp(-e["joint_sq"] / r.joint_pos_sigma ** 2),
+        "key_body_pos": r.key_body_pos * np.exp(-e["key_body_sq"] / r.key_body_sigma_m ** 2),
+        "root_orientation": r.root_orientation * np.exp(-e["orientation_rad"] ** 2 / r.root_orientation_sigma ** 2),
+        "root_lin_vel": r.root_lin_vel * np.exp(-e["lin_vel_sq"] / r.root_lin_vel_sigma ** 2),
+        "root_ang_vel": r.root_ang_vel * np.exp(-e["ang_vel_sq"] / r.root_ang_vel_sigma ** 2),
+        "action_rate": r.action_rate * ((action - last_action) ** 2).sum(1),
+        "joint_limit": r.joint_limit * over.sum(1),
+    }
+
+
+def termination(cfg: EnvCfg, e: dict, key_body_threshold_m: np.ndarray) -> np.ndarray:
+    """Fall or lost track: height/orientation error, or the worst key body beyond the clip's adaptive
+    GMT threshold (capped by the config's absolute limit)."""
+    t = cfg.terminations
+    kb_limit = np.minimum(key_body_threshold_m, t.key_body_error_m)
+    return (e["height_m"] > t.root_height_error_m) | (e["orientation_rad"] > t.orientation_error_rad) \
+        | (e["key_body_max_m"] > kb_limit)

@@ -1,0 +1,99 @@
+"""Export a distilled student to ONNX through the policy artifact contract.
+
+The contract writer (``g1_tracker_policy.contract.write_artifact``) is the policy node's own: it stores
+joint order, gains, default pose, action scale/offset, control rate, the observation config and golden
+vectors, then loads the file back through the same checks the node runs. Golden inputs here are real
+observations of a short rollout of the student in the training task (from a reset, so the transformer's
+rolling context is covered), and golden outputs are torch's actions for them: ONNX Runtime must
+reproduce them or the export is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from tensordict import TensorDict
+
+from g1_description import robot
+from g1_tracker_policy import contract
+
+from .config import TrainCfg, to_dict
+from .models import CausalTransformerModel, ExportFeedForward, ExportTransformerWindow, count_parameters
+from .train import latest_checkpoint, make_env, model_dict
+
+MODEL_KIND = {"moe": "moe", "mlp": "mlp", "transformer": "transformer_window"}
+
+
+def load_student(cfg: TrainCfg, checkpoint: Path, obs: TensorDict):
+    from rsl_rl.utils import resolve_class
+
+    cls, kwargs = resolve_class(model_dict(cfg.student, cfg, stochastic=True, learn_std=False))
+    groups = {"student": ["policy_context", "context_len"] if cfg.student.kind == "transformer" else ["policy"]}
+    model = cls(obs, groups, "student", robot.NUM_JOINTS, **kwargs)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if "student_state_dict" not in state:
+        raise ValueError(f"{checkpoint} is not a student (distillation) checkpoint: only students are "
+                         "deployable, the teacher needs privileged observations")
+    model.load_state_dict(state["student_state_dict"])
+    return model.eval()
+
+
+def _golden_rollout(cfg: TrainCfg):
+    """A short deterministic rollout (no randomisation) that the golden vectors are drawn from."""
+    c = copy.deepcopy(cfg)
+    c.env.num_envs = 1
+    c.env.randomization.enabled = False
+    env, venv = make_env(c, with_context=True)
+    return env, venv
+
+
+def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, golden_steps: int = 6,
+                   name: str | None = None) -> contract.PolicyArtifact:
+    ckpt = latest_checkpoint(checkpoint)
+    env, venv = _golden_rollout(cfg)
+    model = load_student(cfg, ckpt, venv.get_observations())
+    kind = MODEL_KIND[cfg.student.kind]
+
+    inputs, outputs = [], []
+    with torch.inference_mode():
+        for _ in range(golden_steps):
+            obs = venv.get_observations()
+            action = model(obs)
+            inputs.append(obs["policy"][0].numpy().copy())
+            outputs.append(action[0].numpy().copy())
+            _, _, dones, _ = venv.step(action)
+            if bool(dones[0]):
+                break  # the golden protocol is one episode from a reset
+    golden_in, golden_out = np.stack(inputs), np.stack(outputs)
+
+    d = env.obs_cfg.size
+    if isinstance(model, CausalTransformerModel):
+        wrapper = ExportTransformerWindow(model).eval()
+        c = model.context
+        args = (torch.zeros(1, c, d), torch.ones(1, dtype=torch.int64))
+        input_names = [contract.INPUT_OBS, contract.INPUT_CONTEXT_LEN]
+    else:
+        wrapper = ExportFeedForward(model).eval()
+        args = (torch.zeros(1, d),)
+        input_names = [contract.INPUT_OBS]
+    buf = io.BytesIO()
+    torch.onnx.export(wrapper, args, buf, input_names=input_names, output_names=[contract.OUTPUT_ACTION],
+                      opset_version=17, dynamo=False)
+    onnx_model = onnx.load_from_string(buf.getvalue())
+
+    provenance = {
+        "name": name or Path(out_path).stem,
+        "trainer": "g1_train (rsl-rl-lib DAgger distillation of a GMT-style MoE teacher)",
+        "student": cfg.student.kind, "parameters": count_parameters(model),
+        "checkpoint": str(ckpt), "motions": env.motions.names[:50], "num_motions": env.motions.num_clips,
+        "train_config": to_dict(cfg),
+    }
+    return contract.write_artifact(out_path, onnx_model, model_kind=kind, observation=env.obs_cfg,
+                                   kp=robot.KP, kd=robot.KD, action_scale=cfg.env.action_scale,
+                                   action_offset=robot.DEFAULT_JOINT_POS, provenance=provenance,
+                                   golden_inputs=golden_in, golden_outputs=golden_out)

@@ -1,0 +1,127 @@
+"""The ONE coupling point with the motion server's library format (``motion_server.motion``).
+
+Training reads clips exactly as the motion server does: library ``.npz`` files through
+``motion_server.motion.load_motion`` (validated, never pickled), raw mocap files through
+``motion_server.importers.import_motion`` (same importer, same FK, same 50 Hz resampling). Clips are
+then stacked into flat float32 arrays so that thousands of environments can index frames cheaply.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from g1_description import robot
+
+from .config import MotionCfg
+
+
+class MotionLoadError(ValueError):
+    """No usable clips, or a source that is neither a motion file nor a library directory."""
+
+
+@dataclass
+class MotionSet:
+    """All clips at the control rate, concatenated along the frame axis (float32)."""
+
+    names: list[str]
+    start: np.ndarray          # (C,) first frame of each clip in the flat arrays
+    length: np.ndarray         # (C,) frames of each clip
+    joint_pos: np.ndarray      # (T, 29)
+    joint_vel: np.ndarray      # (T, 29)
+    root_pos: np.ndarray       # (T, 3)
+    root_quat_wxyz: np.ndarray  # (T, 4)
+    root_lin_vel: np.ndarray   # (T, 3)
+    root_ang_vel: np.ndarray   # (T, 3)
+    key_body_pos: np.ndarray   # (T, K, 3)
+    key_body_names: tuple[str, ...]
+    provenance: list[dict]
+
+    @property
+    def num_clips(self) -> int:
+        return len(self.names)
+
+    def duration_s(self) -> np.ndarray:
+        return (self.length - 1) * robot.CONTROL_PERIOD_S
+
+
+_SUFFIXES = (".npz", ".csv", ".pkl", ".pickle")
+
+
+def _expand(sources: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for src in sources:
+        hits = sorted(glob.glob(str(Path(src).expanduser()))) or [src]
+        for h in hits:
+            p = Path(h)
+            if p.is_dir():  # a library directory holds .npz; a raw dataset folder holds clips below it
+                npz = sorted(p.glob("*.npz"))
+                paths.extend(npz if npz else sorted(q for q in p.rglob("*") if q.suffix in _SUFFIXES))
+            elif p.is_file() and p.suffix in _SUFFIXES:
+                paths.append(p)
+            else:
+                raise MotionLoadError(f"motion source {src!r}: no such file or directory")
+    return paths
+
+
+def _load_one(path: Path):
+    """A motion_server Motion from a library file or a raw clip (imported in memory)."""
+    from motion_server import importers
+    from motion_server.motion import MotionFormatError, load_motion
+
+    if path.suffix == ".npz":
+        try:
+            return load_motion(path)
+        except MotionFormatError:
+            pass  # not a library file: maybe a BeyondMimic/mjlab npz, which the importer reads
+    return importers.import_motion(path).motion
+
+
+def _at_control_rate(motion):
+    """Frames on the 50 Hz control grid (library clips already are; others are resampled)."""
+    from motion_server.motion import sample
+
+    if abs(motion.fps - robot.CONTROL_RATE_HZ) < 1e-6:
+        return motion
+    n = int(np.floor(motion.duration_s * robot.CONTROL_RATE_HZ)) + 1
+    fb = sample(motion, np.arange(n) * robot.CONTROL_PERIOD_S)
+    motion.joint_pos, motion.joint_vel, motion.root_pos = fb.joint_pos, fb.joint_vel, fb.root_pos
+    motion.root_quat_wxyz, motion.root_lin_vel, motion.root_ang_vel = fb.root_quat_wxyz, fb.root_lin_vel, fb.root_ang_vel
+    motion.key_body_pos, motion.fps = fb.key_body_pos, robot.CONTROL_RATE_HZ
+    return motion
+
+
+def load_motion_set(cfg: MotionCfg, min_frames: int = 10) -> MotionSet:
+    paths = _expand(list(cfg.sources))
+    if not paths:
+        raise MotionLoadError("no motion sources given: set env.motions.sources in the config "
+                              "(library .npz files/directories or raw clips)")
+    motions = []
+    for p in paths:
+        m = _at_control_rate(_load_one(p))
+        if cfg.names and not any(n in m.name for n in cfg.names):
+            continue
+        if m.num_frames < min_frames:
+            continue
+        if tuple(m.key_body_names) != tuple(robot.KEY_BODIES):
+            raise MotionLoadError(f"motion {m.name!r} ({p}): key bodies {m.key_body_names} are not "
+                                  f"g1_description.robot.KEY_BODIES; re-import it")
+        motions.append(m)
+        if cfg.max_clips and len(motions) >= cfg.max_clips:
+            break
+    if not motions:
+        raise MotionLoadError(f"no usable clips among {len(paths)} files (filter names={cfg.names})")
+    lengths = np.array([m.num_frames for m in motions])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+
+    def cat(attr):
+        return np.concatenate([np.asarray(getattr(m, attr), dtype=np.float32) for m in motions])
+
+    return MotionSet(names=[m.name for m in motions], start=starts, length=lengths,
+                     joint_pos=cat("joint_pos"), joint_vel=cat("joint_vel"), root_pos=cat("root_pos"),
+                     root_quat_wxyz=cat("root_quat_wxyz"), root_lin_vel=cat("root_lin_vel"),
+                     root_ang_vel=cat("root_ang_vel"), key_body_pos=cat("key_body_pos"),
+                     key_body_names=tuple(robot.KEY_BODIES), provenance=[dict(m.provenance) for m in motions])

@@ -1,0 +1,199 @@
+"""Teacher (PPO) and student (DAgger distillation) training on rsl-rl-lib's runners.
+
+The runners, algorithms and storage are rsl-rl's; this module only builds their config dicts from our
+typed config, wires our env and model classes in, and adds a progress bar, a run directory with the
+resolved config, and resuming from a checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from rsl_rl.runners import DistillationRunner, OnPolicyRunner
+from tqdm import tqdm
+
+from .config import ModelCfg, TrainCfg, to_dict
+from .env import TrackingEnv, deployment_observation_config
+from .motions import load_motion_set
+from .vecenv import RslRlTrackingEnv
+
+
+def layout_kwargs(cfg: TrainCfg) -> dict:
+    """Where the networks find proprioception and reference frames inside the deployment observation."""
+    obs_cfg = deployment_observation_config(cfg.env)
+    return {"proprio_size": obs_cfg.history_length * obs_cfg.proprio_frame_size,
+            "num_frames": obs_cfg.num_reference_frames, "frame_size": obs_cfg.reference_frame_size}
+
+
+def model_dict(m: ModelCfg, cfg: TrainCfg, stochastic: bool, learn_std: bool = True) -> dict:
+    lay = layout_kwargs(cfg)
+    if m.kind == "moe":
+        d = {"class_name": "g1_train.models:MotionMoEModel", **lay, "num_experts": m.num_experts,
+             "expert_hidden": list(m.expert_hidden), "gate_hidden": list(m.gate_hidden),
+             "encoder_channels": list(m.encoder_channels), "encoder_out": m.encoder_out, "obs_normalization": True}
+    elif m.kind == "transformer":
+        d = {"class_name": "g1_train.models:CausalTransformerModel", **lay, "d_model": m.d_model,
+             "num_layers": m.num_layers, "num_heads": m.num_heads, "encoder_channels": list(m.encoder_channels),
+             "encoder_out": m.encoder_out, "obs_normalization": True}
+    elif m.kind == "mlp":
+        d = {"class_name": "rsl_rl.models:MLPModel", "hidden_dims": list(m.expert_hidden), "activation": "elu",
+             "obs_normalization": True}
+    else:
+        raise ValueError(f"model kind {m.kind!r}: expected moe, transformer or mlp")
+    if stochastic:
+        d["distribution_cfg"] = {"class_name": "rsl_rl.modules.distribution:GaussianDistribution",
+                                 "init_std": m.init_std, "std_type": "scalar", "learn_std": learn_std}
+    return d
+
+
+def teacher_runner_cfg(cfg: TrainCfg) -> dict:
+    a = cfg.teacher_algo
+    return {
+        "num_steps_per_env": a.num_steps_per_env, "save_interval": a.save_interval, "logger": "tensorboard",
+        "obs_groups": {"actor": ["policy", "privileged"], "critic": ["policy", "privileged"]},
+        "actor": model_dict(cfg.teacher, cfg, stochastic=True),
+        "critic": {"class_name": "rsl_rl.models:MLPModel", "hidden_dims": [512, 256, 128], "activation": "elu",
+                   "obs_normalization": True},
+        "algorithm": {"class_name": "rsl_rl.algorithms:PPO", "learning_rate": a.learning_rate,
+                      "num_learning_epochs": a.num_learning_epochs, "num_mini_batches": a.num_mini_batches,
+                      "gamma": a.gamma, "lam": a.lam, "entropy_coef": a.entropy_coef, "desired_kl": a.desired_kl,
+                      "clip_param": a.clip_param, "schedule": "adaptive", "max_grad_norm": 1.0},
+        "check_for_nan": True, "multi_gpu": None,
+    }
+
+
+def student_runner_cfg(cfg: TrainCfg) -> dict:
+    a = cfg.student_algo
+    # DAgger: the student acts (with a small fixed exploration noise, init_std), the teacher labels.
+    student = model_dict(cfg.student, cfg, stochastic=True, learn_std=False)
+    student_groups = ["policy_context", "context_len"] if cfg.student.kind == "transformer" else ["policy"]
+    return {
+        "num_steps_per_env": a.num_steps_per_env, "save_interval": a.save_interval, "logger": "tensorboard",
+        "obs_groups": {"student": student_groups, "teacher": ["policy", "privileged"]},
+        "student": student, "teacher": model_dict(cfg.teacher, cfg, stochastic=True),
+        "algorithm": {"class_name": "rsl_rl.algorithms:Distillation", "learning_rate": a.learning_rate,
+                      "num_learning_epochs": a.num_learning_epochs, "gradient_length": a.gradient_length,
+                      "loss_type": a.loss_type, "max_grad_norm": 1.0},
+        "check_for_nan": True, "multi_gpu": None,
+    }
+
+
+def resolve_distributed(cfg: TrainCfg) -> None:
+    """Under ``torchrun`` (WORLD_SIZE > 1) rsl-rl's multi-GPU path needs device ``cuda:<LOCAL_RANK>``;
+    each rank simulates its own environments (own seed) and PPO/DAgger all-reduce the gradients (NCCL)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        cfg.env.seed += int(os.environ.get("RANK", "0"))
+
+
+def _is_main_rank() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _final_checkpoint(log_dir: Path | None) -> Path | None:
+    return latest_checkpoint(log_dir) if log_dir is not None else None  # only rank 0 writes checkpoints
+
+
+def make_env(cfg: TrainCfg, with_context: bool) -> tuple[TrackingEnv, RslRlTrackingEnv]:
+    motions = load_motion_set(cfg.env.motions)
+    env = TrackingEnv(cfg.env, motions)
+    return env, RslRlTrackingEnv(env, cfg.device, with_context=with_context)
+
+
+def run_dir(cfg: TrainCfg, stage: str, out: str | None) -> Path:
+    path = Path(out) if out else Path(cfg.log_root) / cfg.name / f"{stage}_{time.strftime('%Y%m%d-%H%M%S')}"
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "config.yaml", "w") as f:
+        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
+    return path
+
+
+def latest_checkpoint(path: str | Path) -> Path:
+    """``path`` itself if it is a file, else the newest model_*.pt in it."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    ckpts = sorted(p.glob("model_*.pt"), key=lambda q: int(q.stem.split("_")[1]))
+    if not ckpts:
+        raise FileNotFoundError(f"no model_*.pt checkpoint in {p}")
+    return ckpts[-1]
+
+
+def _with_progress(runner, iterations: int, desc: str) -> None:
+    """rsl-rl prints a long block per iteration; show a tqdm bar instead and append one JSON line per
+    iteration to ``progress.jsonl`` (written as it goes, so a killed run keeps its history).
+    TensorBoard gets everything rsl-rl logs."""
+    bar = tqdm(total=iterations, desc=desc, unit="it", dynamic_ncols=True)
+    original = runner.logger.log
+    progress = Path(runner.logger.log_dir) / "progress.jsonl" if runner.logger.log_dir else None
+
+    def log(*args, **kwargs):
+        with contextlib.redirect_stdout(io.StringIO()):
+            original(*args, **kwargs)
+        it = kwargs.get("it", args[0] if args else 0)
+        loss = kwargs.get("loss_dict", {})
+        steps = runner.cfg["num_steps_per_env"] * runner.env.num_envs
+        fps = steps / max(kwargs.get("collect_time", 0) + kwargs.get("learn_time", 0), 1e-9)
+        rew, length = runner.logger.rewbuffer, runner.logger.lenbuffer
+        entry = {"it": int(it), "fps": round(fps, 1), **{k: round(float(v), 5) for k, v in loss.items()}}
+        if len(rew):
+            entry["mean_reward"] = round(float(sum(rew) / len(rew)), 4)
+            entry["mean_episode_s"] = round(float(sum(length) / len(length)) * runner.env.env.dt, 3)
+        if progress is not None:
+            with open(progress, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        bar.set_postfix({k: v for k, v in entry.items() if k != "it"})
+        bar.update(1)
+
+    runner.logger.log = log
+    try:
+        runner.learn(iterations, init_at_random_ep_len=False)
+    finally:
+        bar.close()
+        runner.logger.log = original
+
+
+def train_teacher(cfg: TrainCfg, out: str | None = None, resume: str | None = None,
+                  iterations: int | None = None) -> Path | None:
+    resolve_distributed(cfg)
+    torch.manual_seed(cfg.env.seed)
+    _, venv = make_env(cfg, with_context=False)
+    log_dir = run_dir(cfg, "teacher", out) if _is_main_rank() else None
+    runner = OnPolicyRunner(venv, teacher_runner_cfg(cfg), log_dir=log_dir and str(log_dir), device=cfg.device)
+    runner.logger.git_status_repos = []  # the repository state is in config.yaml + the artifact provenance
+    if resume:
+        ckpt = latest_checkpoint(resume)
+        runner.load(str(ckpt))
+        runner.current_learning_iteration += 1  # the checkpoint's iteration is done: continue after it
+        print(f"resumed teacher from {ckpt} at iteration {runner.current_learning_iteration}")
+    _with_progress(runner, iterations or cfg.teacher_algo.iterations, "teacher PPO")
+    return _final_checkpoint(log_dir)
+
+
+def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, resume: str | None = None,
+                  iterations: int | None = None) -> Path | None:
+    resolve_distributed(cfg)
+    torch.manual_seed(cfg.env.seed)
+    _, venv = make_env(cfg, with_context=cfg.student.kind == "transformer")
+    log_dir = run_dir(cfg, f"student_{cfg.student.kind}", out) if _is_main_rank() else None
+    runner = DistillationRunner(venv, student_runner_cfg(cfg), log_dir=log_dir and str(log_dir), device=cfg.device)
+    runner.logger.git_status_repos = []
+    if resume:
+        ckpt = latest_checkpoint(resume)
+        runner.load(str(ckpt))  # a distillation checkpoint: student, teacher, optimiser, iteration
+        runner.current_learning_iteration += 1
+        print(f"resumed student from {ckpt} at iteration {runner.current_learning_iteration}")
+    else:
+        ckpt = latest_checkpoint(teacher)
+        runner.load(str(ckpt), load_cfg={"teacher": True, "iteration": False})
+        print(f"teacher loaded from {ckpt}")
+    _with_progress(runner, iterations or cfg.student_algo.iterations, f"student {cfg.student.kind} DAgger")
+    return _final_checkpoint(log_dir)

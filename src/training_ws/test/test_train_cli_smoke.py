@@ -1,0 +1,108 @@
+"""End to end on CPU through the real CLI in the training venv: tiny teacher -> MoE and causal
+Transformer students -> ONNX export -> eval; then the policy node's loader accepts the artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train_testutil import WS, run_in_train_venv
+
+SMOKE = WS / "configs" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, train_python, g1_moves):
+    out = tmp_path_factory.mktemp("g1_train_smoke")
+    motions = f"env.motions.sources=[{g1_moves / 'dance'}]"
+    g1_train = ["-m", "g1_train.cli"]
+    run_in_train_venv(train_python, [*g1_train, "teacher", "--config", str(SMOKE), "--set", motions,
+                                     "--out", str(out / "teacher")], timeout=300)
+    for kind in ("moe", "transformer"):
+        run_in_train_venv(train_python, [*g1_train, "student", "--config", str(SMOKE), "--set", motions,
+                                         "--teacher", str(out / "teacher"), "--kind", kind,
+                                         "--out", str(out / f"student_{kind}")], timeout=300)
+        run_in_train_venv(train_python, [*g1_train, "export", "--checkpoint", str(out / f"student_{kind}"),
+                                         "--out", str(out / f"{kind}.onnx")], timeout=300)
+    # resuming continues the iteration count from the newest checkpoint of a run
+    run_in_train_venv(train_python, [*g1_train, "teacher", "--config", str(SMOKE), "--set", motions,
+                                     "--resume", str(out / "teacher"), "--iterations", "1",
+                                     "--out", str(out / "teacher_resumed")], timeout=300)
+    proc = run_in_train_venv(train_python, [*g1_train, "eval", "--config", str(SMOKE), "--set", motions,
+                                            "--artifact", str(out / "moe.onnx"), "--max-s", "2",
+                                            "--json", str(out / "eval.json")], timeout=300)
+    return out, proc.stdout
+
+
+def test_run_directories_have_config_logs_and_checkpoints(smoke_run):
+    out, _ = smoke_run
+    for run in ("teacher", "student_moe", "student_transformer"):
+        d = out / run
+        assert (d / "config.yaml").is_file()
+        assert list(d.glob("events.out.tfevents.*")), f"no TensorBoard log in {d}"
+        assert sorted(p.name for p in d.glob("model_*.pt")) == ["model_0.pt", "model_1.pt"]
+        lines = (d / "progress.jsonl").read_text().splitlines()
+        assert len(lines) == 2 and all(np.isfinite(v) for v in json.loads(lines[-1]).values())
+    assert (out / "teacher_resumed" / "model_2.pt").is_file()
+
+
+@pytest.mark.parametrize("kind, model_kind", [("moe", "moe"), ("transformer", "transformer_window")])
+def test_exported_artifact_is_accepted_by_the_policy_loader(smoke_run, kind, model_kind):
+    from g1_tracker_policy.contract import load_artifact
+    from g1_tracker_policy.controllers import PolicyController
+
+    out, _ = smoke_run
+    artifact = load_artifact(out / f"{kind}.onnx")  # checks metadata + golden vectors with ORT
+    assert artifact.model_kind == model_kind
+    assert artifact.provenance["train_config"]["student"]["kind"] == kind
+    controller = PolicyController(artifact)  # the node's controller: builder + runner + warm-up
+    assert controller.builder.cfg.size == artifact.observation.size
+
+
+def test_eval_reports_the_evaluator_metrics(smoke_run):
+    out, stdout = smoke_run
+    report = json.loads(Path(out / "eval.json").read_text())
+    overall = report["overall"]
+    assert overall["clips"] == 2
+    for key in ("success_rate", "completion", "E_mpkpe_mm", "E_mpjpe_rad", "E_vel_mps", "E_yaw_vel_rads"):
+        assert key in overall and overall[key] is not None
+    assert json.loads(stdout.strip().splitlines()[-1])["controller"] == "policy:moe"
+
+
+def test_policy_node_process_loads_the_exported_artifact(smoke_run, tmp_path):
+    """The real policy node (a separate process, main venv) arms with the exported MoE student."""
+    import os
+    import random
+    import subprocess
+    import sys
+    import time
+
+    out, _ = smoke_run
+    log = tmp_path / "policy_node.log"
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1",
+               ROS_DOMAIN_ID=str(random.Random(os.getpid() ^ time.time_ns()).randrange(20, 200)))
+    env.pop("PYTHONPATH", None)
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "g1_tracker_policy.node", "--ros-args", "-p",
+                                 f"policy_path:={out / 'moe.onnx'}"], stdout=f, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60.0
+        text = ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            text = log.read_text()
+            if "golden vectors ok" in text or "refusing to arm" in text:
+                break
+            time.sleep(0.2)
+        text = log.read_text()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert "loaded moe policy moe" in text, f"policy node did not load the artifact:\n{text[-3000:]}"
+    assert "refusing to arm" not in text

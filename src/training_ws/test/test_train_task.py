@@ -1,0 +1,130 @@
+"""The tracking task (numpy, C-MuJoCo): observation parity with deployment, sampling, rewards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import train_testutil  # noqa: F401  (puts g1_train on sys.path)
+
+from g1_description import robot
+from g1_tracker_policy.observation import ObservationBuilder
+from motion_server.reference import ReferenceWindowData
+
+from g1_train.config import EnvCfg, MotionCfg, SamplingCfg
+from g1_train.env import TrackingEnv
+from g1_train.motions import load_motion_set
+from g1_train.sampling import AdaptiveSampler
+
+
+@pytest.fixture(scope="module")
+def motions(g1_moves):
+    return load_motion_set(MotionCfg(sources=[str(g1_moves / "dance")], max_clips=3))
+
+
+def _window(env: TrackingEnv, i: int) -> ReferenceWindowData:
+    """What the motion server would publish for env i at its current clip time."""
+    ref = env.reference()
+    return ReferenceWindowData(
+        times_s=ref.times_s[i], joint_pos=ref.joint_pos[i], joint_vel=ref.joint_vel[i], root_pos=ref.root_pos[i],
+        root_quat_wxyz=ref.root_quat_wxyz[i], root_lin_vel=ref.root_lin_vel[i], root_ang_vel=ref.root_ang_vel[i],
+        key_body_pos=ref.key_body_pos[i], future_offsets=tuple(env.obs_cfg.future_offsets))
+
+
+@pytest.mark.parametrize("reference_terms", [None, ("ref_root_height", "ref_heading_error", "ref_joint_pos_rel",
+                                                    "ref_key_body_pos")])
+def test_training_observation_equals_deployment_builder(motions, reference_terms):
+    """Training's observation for env i == the policy node's ObservationBuilder fed the same state."""
+    cfg = EnvCfg(num_envs=3, seed=1)
+    if reference_terms:
+        cfg.observation.reference_terms = list(reference_terms)
+    env = TrackingEnv(cfg, motions)
+    builders = [ObservationBuilder(env.obs_cfg) for _ in range(env.num_envs)]
+    rng = np.random.default_rng(0)
+    compared = 0
+    for step in range(12):
+        for i, b in enumerate(builders):
+            s = env.state
+            if env.episode_len[i] == 0:
+                b.reset()  # a new episode = a new motion start on the robot
+            want = b.build(base_quat_wxyz=s.imu_quat[i], base_ang_vel_body=s.imu_gyro[i], joint_pos=s.joint_pos[i],
+                           joint_vel=s.joint_vel[i], last_action=env.action[i], window=_window(env, i))
+            np.testing.assert_array_equal(env.obs["policy"][i], want)
+            compared += 1
+        env.step(rng.normal(0, 0.3, (env.num_envs, 29)))
+    assert compared == 36
+    assert env.obs["policy"].shape == (3, env.obs_cfg.size)
+
+
+def test_reference_window_is_clip_frames_ahead(motions):
+    env = TrackingEnv(EnvCfg(num_envs=2, seed=2), motions)
+    ref = env.reference()
+    i = 0
+    g = motions.start[env.clip[i]] + env.frame[i] + np.array((1,) + env.obs_cfg.future_offsets)
+    g = np.minimum(g, motions.start[env.clip[i]] + motions.length[env.clip[i]] - 1)
+    np.testing.assert_allclose(ref.joint_pos[i], motions.joint_pos[g])
+    np.testing.assert_allclose(ref.key_body_pos[i], motions.key_body_pos[g])
+
+
+def test_episode_starts_in_reference_frame_and_falls_without_policy(motions):
+    cfg = EnvCfg(num_envs=4, seed=3)
+    cfg.randomization.enabled = False
+    env = TrackingEnv(cfg, motions)
+    ref = env.reference(np.array([0]))
+    np.testing.assert_allclose(env.state.joint_pos, robot.clip_to_limits(ref.joint_pos[:, 0]), atol=1e-9)
+    terminated_any = False
+    for _ in range(150):  # 3 s of zero actions (default-pose targets): the dance is lost
+        _, reward, terminated, time_out, _ = env.step(np.zeros((4, 29)))
+        assert np.all(np.isfinite(reward))
+        terminated_any |= bool(terminated.any())
+    assert terminated_any
+
+
+def test_domain_randomisation_differs_per_env(motions):
+    env = TrackingEnv(EnvCfg(num_envs=3, seed=4), motions)
+    assert len({float(m.geom_friction[0, 0]) for m in env.models}) == 3
+    assert len({tuple(np.round(m.opt.gravity, 6)) for m in env.models}) == 3
+    assert env.models[0].nhfield == 1 and np.ptp(env.models[0].hfield_data) > 0
+    assert np.ptp(env.strength) > 0 and env.delay.max() <= 10
+
+
+def test_gmt_adaptive_sampling_formulas(motions):
+    s = AdaptiveSampler(motions, SamplingCfg(max_segment_s=4.0, max_offset_s=1.0), np.random.default_rng(0), 0.02)
+    assert np.allclose(s.completion, 10.0)
+    np.testing.assert_allclose(s.error_threshold(np.arange(motions.num_clips)), 0.6)
+    # segments never exceed 4 s and cover each clip from start to end
+    assert np.all((s.seg_last - s.seg_first) * 0.02 <= 4.0 + 1e-9)
+    for c in range(motions.num_clips):
+        segs = np.flatnonzero(s.seg_clip == c)
+        assert s.seg_first[segs].min() == 0 and s.seg_last[segs].max() == motions.length[c] - 1
+    # successes on clip 0 lower its completion level, threshold and sampling probability
+    p0 = s.clip_probabilities()[0]
+    for _ in range(300):
+        s.update(np.array([0]), np.array([True]), np.array([0.05]))
+    assert s.completion[0] == 1.0
+    np.testing.assert_allclose(s.error_threshold(np.array([0])), 0.25)
+    assert s.sampling_level()[0] == pytest.approx((0.05 / 0.15) ** 5)
+    assert s.clip_probabilities()[0] < p0
+    # periodic re-cutting moves the cut points
+    before = s.seg_first.copy()
+    s.rng = np.random.default_rng(123)
+    s.cut_segments()
+    assert len(before) != len(s.seg_first) or not np.array_equal(before, s.seg_first)
+
+
+def test_diversity_balance_equalises_clusters(motions):
+    s = AdaptiveSampler(motions, SamplingCfg(diversity_clusters=2), np.random.default_rng(0), 0.02)
+    mass = np.bincount(s.cluster, weights=s.balance)
+    np.testing.assert_allclose(mass, mass[0])
+
+
+def test_configs_parse_and_unknown_keys_are_named(tmp_path):
+    from g1_train.config import ConfigError, load_config
+    from train_testutil import WS
+
+    for name in ("g1_moves.yaml", "smoke.yaml"):
+        cfg = load_config(WS / "configs" / name, ["env.num_envs=3"])
+        assert cfg.env.num_envs == 3 and cfg.teacher.kind == "moe"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("env:\n  num_envz: 4\n")
+    with pytest.raises(ConfigError, match="env.*num_envz"):
+        load_config(bad)

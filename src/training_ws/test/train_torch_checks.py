@@ -1,0 +1,79 @@
+"""Model checks that need torch: run in the training venv by test_models.py (not collected directly)."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDict
+
+from g1_train.models import CausalTransformer, MotionEncoder, MotionMoE
+
+P, F, R, A = 30, 5, 7, 29
+
+
+def test_motion_encoder_keeps_the_next_frame_explicit():
+    enc = MotionEncoder(F, R, [8, 8], 16)
+    ref = torch.randn(3, F * R)
+    out = enc(ref)
+    assert out.shape == (3, R + 16)
+    torch.testing.assert_close(out[:, :R], ref[:, :R])
+    ref2 = ref.clone()
+    ref2[:, R:] += 1.0  # the future window reaches the code through the convolution
+    assert not torch.allclose(enc(ref2)[:, R:], out[:, R:])
+
+
+def test_moe_gate_is_a_distribution_and_mixes_experts():
+    moe = MotionMoE(P, F, R, 4, A, num_experts=3, expert_hidden=[16], gate_hidden=[8], encoder_channels=[8],
+                    encoder_out=8)
+    x = torch.randn(5, P + F * R + 4)
+    y = moe(x)
+    assert y.shape == (5, A)
+    torch.testing.assert_close(moe.last_gate.sum(-1), torch.ones(5))
+    feat = torch.cat([x[:, :P], moe.encoder(x[:, P:P + F * R]), x[:, P + F * R:]], -1)
+    manual = sum(moe.last_gate[:, k:k + 1] * moe.experts[k](feat) for k in range(3))
+    torch.testing.assert_close(y, manual)
+
+
+def test_transformer_is_causal_and_ignores_padding():
+    torch.manual_seed(0)
+    c = 6
+    net = CausalTransformer(P, F, R, A, c, d_model=16, num_layers=2, num_heads=2, encoder_channels=[8],
+                            encoder_out=8).eval()
+    d = P + F * R
+    tokens = torch.randn(1, c, d)
+    n = torch.tensor([[3.0]])
+    tokens[:, :c - 3] = 0.0
+    out = net(tokens, n)
+    noisy = tokens.clone()
+    noisy[:, :c - 3] = torch.randn(1, c - 3, d)  # content at padded positions must not matter
+    torch.testing.assert_close(net(noisy, n), out)
+    older = tokens.clone()
+    older[:, c - 3] += 1.0  # the oldest valid step does matter (it is attended to)
+    assert not torch.allclose(net(older, n), out)
+
+
+def test_transformer_student_model_matches_export_wrapper():
+    from g1_train.models import CausalTransformerModel, ExportTransformerWindow
+
+    d = P + F * R
+    obs = TensorDict({"policy_context": torch.randn(2, 4, d), "context_len": torch.tensor([[4.0], [2.0]])},
+                     batch_size=[2])
+    model = CausalTransformerModel(obs, {"student": ["policy_context", "context_len"]}, "student", A,
+                                   proprio_size=P, num_frames=F, frame_size=R, d_model=16, num_layers=1,
+                                   num_heads=2, encoder_channels=[8], encoder_out=8).eval()
+    want = model(obs)
+    got = ExportTransformerWindow(model)(obs["policy_context"], torch.tensor([4, 2]))
+    torch.testing.assert_close(got, want)
+
+
+def test_torchrun_environment_selects_the_rank_device_and_seed(monkeypatch):
+    from g1_train.config import TrainCfg
+    from g1_train.train import resolve_distributed
+
+    cfg = TrainCfg()
+    resolve_distributed(cfg)
+    assert cfg.device == "cpu" and cfg.env.seed == 0  # plain run: untouched
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("RANK", "1")
+    resolve_distributed(cfg)
+    assert cfg.device == "cuda:1" and cfg.env.seed == 1  # rsl-rl's multi-GPU path requires cuda:<LOCAL_RANK>
