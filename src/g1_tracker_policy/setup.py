@@ -21,6 +21,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "g1_policy = g1_tracker_policy.node:main",
+            "g1_policy_testing = g1_tracker_policy.testing:main",
         ],
     },
 )

@@ -1,0 +1,179 @@
+"""Controllers the safety state machine can hand the robot to: an ONNX policy, or a labelled baseline.
+
+No ROS here. A controller turns (robot state, reference window) into joint targets and gains; the
+safety state machine decides when it may, and the command sanitiser has the last word.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from g1_description import robot
+from g1_tracker_policy import contract as c
+from g1_tracker_policy.observation import ObservationBuilder
+
+BASELINE_PASSTHROUGH = "baseline:passthrough"
+
+
+@dataclass
+class RobotState:
+    """What the robot reports at one tick (SDK joint order, SI units)."""
+
+    joint_pos: np.ndarray          # (29,) rad
+    joint_vel: np.ndarray          # (29,) rad/s
+    base_quat_wxyz: np.ndarray     # (4,) pelvis orientation (IMU)
+    base_ang_vel_body: np.ndarray  # (3,) rad/s, body frame (IMU gyro)
+
+
+@dataclass
+class ControllerOutput:
+    position: np.ndarray           # (29,) rad targets
+    kp: np.ndarray
+    kd: np.ndarray
+    action: np.ndarray             # (29,) raw action (policy units); the baseline reports target - offset
+    observation_ms: float = 0.0
+    inference_ms: float = 0.0
+
+
+class Controller(Protocol):
+    name: str
+    is_baseline: bool
+
+    def reset(self) -> None: ...
+    def compute(self, state: RobotState, window, last_action: np.ndarray) -> ControllerOutput: ...
+    def observe_command(self, position: np.ndarray) -> np.ndarray: ...
+
+
+# --- ONNX Runtime ------------------------------------------------------------------------------------
+
+def make_session(model: str | bytes, intra_op_threads: int = 1) -> ort.InferenceSession:
+    """One intra-op thread, sequential execution, full graph optimisation: the lowest-jitter setup on a
+    shared CPU (thread pools wake late and contend with the DDS threads)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+class OnnxPolicyRunner:
+    """Runs one artifact's model tick by tick, carrying recurrent state for the transformer kinds.
+
+    - mlp / moe / conv_encoder: ``action = f(obs)``.
+    - transformer_kv: ``action, present_kv = f(obs, past_kv, past_len)``; present_kv is fed back as
+      past_kv next tick, past_len counts valid cached steps (capped at the context length).
+    - transformer_window: ``action = f(obs_context, context_len)``; the runner keeps the last C
+      observations (oldest first, zero-padded at the front until C steps have been seen).
+    ``reset()`` clears the state: at motion start, so a new clip never attends to the previous one.
+    """
+
+    def __init__(self, model: str | bytes, kind: str, io: dict, intra_op_threads: int = 1):
+        self.kind = kind
+        self.io = io
+        self.session = make_session(model, intra_op_threads)
+        self._obs_width = int(io["inputs"][c.INPUT_OBS][-1])
+        self.reset()
+
+    def reset(self) -> None:
+        self.steps = 0
+        if self.kind == "transformer_kv":
+            self._kv = np.zeros([int(d) for d in self.io["kv_cache_shape"]], dtype=np.float32)
+            self._context = int(self.io["context_length"])
+        elif self.kind == "transformer_window":
+            self._context = int(self.io["context_length"])
+            self._window = np.zeros((1, self._context, self._obs_width), dtype=np.float32)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32).reshape(1, -1)
+        if self.kind == "transformer_kv":
+            past_len = np.array([min(self.steps, self._context)], dtype=np.int64)
+            action, self._kv = self.session.run(
+                [c.OUTPUT_ACTION, c.OUTPUT_PRESENT_KV],
+                {c.INPUT_OBS: obs, c.INPUT_PAST_KV: self._kv, c.INPUT_PAST_LEN: past_len})
+        elif self.kind == "transformer_window":
+            self._window[:, :-1] = self._window[:, 1:]
+            self._window[:, -1] = obs
+            n = np.array([min(self.steps + 1, self._context)], dtype=np.int64)
+            (action,) = self.session.run([c.OUTPUT_ACTION], {c.INPUT_OBS: self._window, c.INPUT_CONTEXT_LEN: n})
+        else:
+            (action,) = self.session.run([c.OUTPUT_ACTION], {c.INPUT_OBS: obs})
+        self.steps += 1
+        return np.asarray(action, dtype=np.float32).reshape(-1)
+
+    def run_sequence(self, observations: np.ndarray) -> np.ndarray:
+        """Actions for (T, D) observations fed in order from a reset (the golden-vector protocol)."""
+        self.reset()
+        out = np.stack([self(o) for o in np.asarray(observations, dtype=np.float32)])
+        self.reset()
+        return out
+
+    def warm_up(self, width: int, runs: int = 20) -> None:
+        """First runs allocate arenas and pick kernels; do them before the first real tick."""
+        rng = np.random.default_rng(0)
+        for _ in range(runs):
+            self(rng.normal(0, 0.1, width).astype(np.float32))
+        self.reset()
+
+
+class PolicyController:
+    """A trained policy: observation builder + ONNX runner + the artifact's action mapping and gains."""
+
+    is_baseline = False
+
+    def __init__(self, artifact: c.PolicyArtifact, warm_up_runs: int = 20):
+        self.artifact = artifact
+        self.name = f"policy:{artifact.name}"
+        self.builder = ObservationBuilder(artifact.observation)
+        self.runner = OnnxPolicyRunner(str(artifact.path), artifact.model_kind, artifact.io)
+        self.runner.warm_up(artifact.observation.size, warm_up_runs)
+
+    def reset(self) -> None:
+        self.builder.reset()
+        self.runner.reset()
+
+    def observe_command(self, position: np.ndarray) -> np.ndarray:
+        return self.artifact.target_to_action(position)
+
+    def observation(self, state: RobotState, window, last_action: np.ndarray) -> np.ndarray:
+        return self.builder.build(base_quat_wxyz=state.base_quat_wxyz, base_ang_vel_body=state.base_ang_vel_body,
+                                  joint_pos=state.joint_pos, joint_vel=state.joint_vel, last_action=last_action,
+                                  window=window)
+
+    def compute(self, state: RobotState, window, last_action: np.ndarray) -> ControllerOutput:
+        t0 = time.perf_counter()
+        obs = self.observation(state, window, last_action)
+        t1 = time.perf_counter()
+        action = self.runner(obs)
+        t2 = time.perf_counter()
+        return ControllerOutput(position=self.artifact.action_to_target(action), kp=self.artifact.kp,
+                                kd=self.artifact.kd, action=action.astype(np.float64),
+                                observation_ms=(t1 - t0) * 1e3, inference_ms=(t2 - t1) * 1e3)
+
+
+class PassthroughController:
+    """BASELINE, not a tracker: PD targets = the reference's next-frame joints, no feedback at all.
+
+    It exists so that the pipeline runs end to end without a trained policy and so that the evaluator
+    has a floor to beat. Uses the stiff STAND gains (the realistic gains cannot even hold a pose).
+    """
+
+    name = BASELINE_PASSTHROUGH
+    is_baseline = True
+
+    def reset(self) -> None:
+        pass
+
+    def observe_command(self, position: np.ndarray) -> np.ndarray:
+        return np.asarray(position, dtype=np.float64) - robot.DEFAULT_JOINT_POS
+
+    def compute(self, state: RobotState, window, last_action: np.ndarray) -> ControllerOutput:
+        target = np.asarray(window.joint_pos[0], dtype=np.float64)
+        return ControllerOutput(position=target, kp=np.asarray(robot.STAND_KP), kd=np.asarray(robot.STAND_KD),
+                                action=target - robot.DEFAULT_JOINT_POS)

@@ -1,0 +1,514 @@
+"""g1_policy: the 50 Hz tracking controller node - a thin rclpy shell over the plain-Python cores.
+
+Reads joint_states, imu, reference_window and estop; runs the safety state machine and, in TRACK, the
+controller (an ONNX policy artifact, or the labelled pass-through baseline); publishes joint_command
+and tracking_status every tick; serves set_mode.
+
+Two ways to run (see README.md):
+- real time (``use_sim_time: false``): an absolute-deadline loop on the monotonic clock that serves
+  DDS callbacks in the gaps and sleeps the last stretch before each deadline (chosen by measurement
+  over executor timers: bench/policy_tick.py ``--loops``); uses the latest inputs, watchdogs on their age.
+- lockstep (``use_sim_time: true``): no loop of its own - one tick per simulator tick, when
+  joint_states, imu and reference_window stamped t_k are all in (docs/lockstep.md).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Bool, String
+
+from g1_common import conversions, ticks, topics
+from g1_description import robot
+from g1_interfaces.msg import JointCommand, ReferenceWindow, TrackingStatus
+from g1_interfaces.srv import SetMode
+from g1_tracker_policy import contract
+from g1_tracker_policy.controllers import PassthroughController, PolicyController, RobotState
+from g1_tracker_policy.safety import SafetyConfig, SafetyStateMachine, TickInputs, damping_command
+
+NODE_NAME = "g1_policy"
+
+
+@dataclass
+class TickRecord:
+    """Timing of one tick (seconds, monotonic clock): what the status and the bench report."""
+
+    start_s: float
+    lateness_s: float      # start - deadline (real time); 0 in lockstep
+    period_s: float        # start - previous start
+    latency_s: float       # observation + inference + command publish
+    observation_s: float
+    inference_s: float
+    publish_s: float
+
+
+class PolicyNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        # held by callbacks and ticks when callbacks run in their own thread (loop "thread"); uncontended otherwise
+        self.lock = threading.Lock()
+        p = self._param
+        self.policy_path = p("policy_path", "")
+        mode_on_start = p("mode_on_start", "passive").lower()
+        self.loop_kind = p("loop", "deadline")
+        self.executor_kind = p("executor", "events")
+        self.guard_s = p("deadline_guard_ms", 2.0) / 1e3
+        self.realtime_priority = p("realtime_priority", 50)
+        self.lockstep_timeout_s = p("lockstep_input_timeout_s", 0.5)
+        self.lockstep_require_reference = p("lockstep_require_reference", True)
+        warm_up_runs = p("warm_up_runs", 20)
+        cfg = SafetyConfig(
+            stand_ramp_s=p("stand_ramp_s", 2.5), track_ramp_s=p("track_ramp_s", 1.0),
+            state_late_s=p("state_late_ms", 50.0) / 1e3, state_lost_s=p("state_lost_ms", 500.0) / 1e3,
+            reference_late_s=p("reference_late_ms", 150.0) / 1e3,
+            fall_tilt_rad=p("fall_tilt_rad", 1.0), fall_height_drop_m=p("fall_height_drop_m", 0.35),
+            auto_stand=p("auto_stand", False) or mode_on_start == "stand",
+            auto_track=p("auto_track", False))
+        if self.loop_kind not in ("deadline", "thread", "timer"):
+            raise ValueError(f"parameter loop: {self.loop_kind!r} is not 'deadline', 'thread' or 'timer'")
+        if mode_on_start not in ("passive", "stand"):
+            raise ValueError(f"parameter mode_on_start: {mode_on_start!r} is not 'passive' or 'stand'")
+        self.lockstep = self.get_parameter("use_sim_time").value
+
+        self.controller, self.controller_label = self._load_controller(warm_up_runs)
+        self.sm = SafetyStateMachine(cfg, self.controller_label, getattr(self.controller, "is_baseline", False))
+        self.sm.has_controller = self.controller is not None
+        if self.controller is not None:
+            self.sm.on_track_start = self.controller.reset
+
+        # latest inputs (real time) and per-tick inputs (lockstep)
+        self._q = self._dq = self._quat = self._gyro = None
+        self._state_rx_s = self._imu_rx_s = self._ref_rx_s = None
+        self._state_stamp = self._ref_stamp_ns = None
+        self._window = None
+        self._reference_error = ""
+        self._input_fault = ""
+        self._estop = False
+        self._state_by_tick: dict[int, tuple] = {}
+        self._imu_by_tick: dict[int, tuple] = {}
+        self._ref_by_tick: dict[int, object] = {}
+        self._state_wall_by_tick: dict[int, float] = {}
+        self._last_lockstep_tick = -1
+        self._last_action = np.zeros(robot.NUM_JOINTS)
+        self._tick = 0
+        self._overruns = 0
+        self._prev_start_s: float | None = None
+        self.records: collections.deque[TickRecord] = collections.deque(maxlen=200_000)
+        self._ready_sent = False
+
+        q = topics.CONTROL_QOS
+        self.sub_state = self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, q)
+        self.sub_imu = self.create_subscription(Imu, topics.IMU, self._on_imu, q)
+        self.sub_ref = self.create_subscription(ReferenceWindow, topics.REFERENCE_WINDOW, self._on_reference, q)
+        self.sub_estop = self.create_subscription(Bool, topics.ESTOP, self._on_estop, q)
+        self.pub_cmd = self.create_publisher(JointCommand, topics.JOINT_COMMAND, q)
+        self.pub_status = self.create_publisher(TrackingStatus, topics.TRACKING_STATUS, q)
+        self.pub_ready = self.create_publisher(String, topics.READY, topics.LATCHED_QOS)
+        self.srv_mode = self.create_service(SetMode, topics.SET_MODE, self._locked(self._on_set_mode))
+        self.get_logger().info(
+            f"controller {self.controller_label}; {'lockstep (use_sim_time)' if self.lockstep else 'real time'}; "
+            f"loop {self.loop_kind}/{self.executor_kind}; auto_stand={cfg.auto_stand} auto_track={cfg.auto_track}")
+
+    def _param(self, name: str, default):
+        """Declare a parameter; numbers are accepted as int or float (YAML "2" for a float is not an error)."""
+        desc = ParameterDescriptor(dynamic_typing=True)
+        value = self.declare_parameter(name, default, desc).value
+        if isinstance(default, bool) or isinstance(value, bool):
+            ok = isinstance(value, bool) and isinstance(default, bool)
+        else:
+            ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
+        if not ok:
+            raise ValueError(f"parameter {name}: {value!r} is not a {type(default).__name__}")
+        return type(default)(value)
+
+    def _locked(self, callback):
+        def run(*args):
+            with self.lock:
+                return callback(*args)
+        return run
+
+    # --- set-up -----------------------------------------------------------------------------------
+    def _load_controller(self, warm_up_runs: int):
+        if not self.policy_path:
+            self.get_logger().warning("no policy_path: running the BASELINE pass-through (PD targets = reference "
+                                   "joints). It is not a tracker.")
+            return PassthroughController(), PassthroughController.name
+        try:
+            artifact = contract.load_artifact(self.policy_path)
+            ctrl = PolicyController(artifact, warm_up_runs)
+        except contract.ContractError as exc:
+            # stay up (PASSIVE/STAND still work and the status says why) but never track with it
+            self.get_logger().error(f"refusing to arm {self.policy_path}: {exc}")
+            return None, f"none (refused: {exc})"
+        self.get_logger().info(f"loaded {artifact.model_kind} policy {artifact.name} "
+                               f"(observation {artifact.observation.size}, golden vectors ok)")
+        return ctrl, ctrl.name
+
+    # --- input callbacks (kept short: parse, validate, store) --------------------------------------
+    # Callbacks parse outside the lock (the reference parse is the slow part) and store under it, so
+    # with loop "thread" a tick never waits for a parse.
+    def _on_joint_state(self, msg: JointState) -> None:
+        k = ticks.stamp_to_tick(msg.header.stamp)
+        try:
+            q, dq, _ = conversions.joint_state_to_arrays(msg)
+        except conversions.MessageError as exc:
+            with self.lock:
+                self._input_fault = str(exc)
+                # lockstep: tick k still runs (and damps) - never leave the simulator waiting on a bad message
+                self._register_lockstep(k, self._state_by_tick, (self._q, self._dq), wall=True)
+            return
+        with self.lock:
+            self._q, self._dq, self._state_rx_s, self._state_stamp = q, dq, time.monotonic(), msg.header.stamp
+            self._register_lockstep(k, self._state_by_tick, (q, dq), wall=True)
+
+    def _on_imu(self, msg: Imu) -> None:
+        k = ticks.stamp_to_tick(msg.header.stamp)
+        try:
+            quat, gyro, _ = conversions.imu_to_arrays(msg)
+        except conversions.MessageError as exc:
+            with self.lock:
+                self._input_fault = str(exc)
+                self._register_lockstep(k, self._imu_by_tick, (self._quat, self._gyro))
+            return
+        with self.lock:
+            self._quat, self._gyro, self._imu_rx_s = quat, gyro, time.monotonic()
+            self._register_lockstep(k, self._imu_by_tick, (quat, gyro))
+
+    def _on_reference(self, msg: ReferenceWindow) -> None:
+        k = ticks.stamp_to_tick(msg.header.stamp)
+        try:
+            window = conversions.msg_to_window(msg)
+        except conversions.MessageError as exc:
+            with self.lock:
+                self._input_fault = str(exc)
+                self._register_lockstep(k, self._ref_by_tick, self._window)
+            return
+        error = ""
+        if isinstance(self.controller, PolicyController):
+            try:
+                contract.check_future_offsets(self.controller.artifact.observation, window.future_offsets)
+            except contract.ContractError as exc:
+                error = str(exc)
+        with self.lock:
+            self._reference_error = error
+            self._window, self._ref_rx_s, self._ref_stamp_ns = window, time.monotonic(), ticks.stamp_to_ns(msg.header.stamp)
+            self._register_lockstep(k, self._ref_by_tick, window)
+
+    def _register_lockstep(self, k: int | None, buffer: dict, value, wall: bool = False) -> None:
+        """Lockstep: file an input under its tick (stamps off the tick grid or already ticked are dropped)."""
+        if not self.lockstep or k is None or k <= self._last_lockstep_tick:
+            return
+        buffer[k] = value
+        if wall:
+            self._state_wall_by_tick[k] = time.monotonic()
+
+    def _on_estop(self, msg: Bool) -> None:
+        with self.lock:
+            self._estop = bool(msg.data)
+
+    def _on_set_mode(self, request: SetMode.Request, response: SetMode.Response) -> SetMode.Response:
+        now_s = self._sim_now_s() if self.lockstep else time.monotonic()
+        ok, message = self.sm.request(request.mode, self._inputs(now_s))
+        response.success, response.message = ok, message
+        response.mode = request.mode.strip().lower() if ok else self.sm.mode.name.lower()
+        self.get_logger().info(f"set_mode {request.mode!r}: {message}")
+        return response
+
+    # --- readiness (docs/lockstep.md step 1) ---------------------------------------------------------
+    def _maybe_ready(self) -> None:
+        if self._ready_sent:
+            return
+        matched = (self.sub_state.get_publisher_count() > 0 and self.sub_imu.get_publisher_count() > 0
+                   and self.pub_cmd.get_subscription_count() > 0)
+        if self.lockstep_require_reference:
+            matched = matched and self.sub_ref.get_publisher_count() > 0
+        if self.lockstep:
+            matched = matched and self.count_publishers("/clock") > 0
+        if matched:
+            self.pub_ready.publish(String(data=self.get_name()))
+            self._ready_sent = True
+            self.get_logger().info("inputs and command subscriber matched: published ready")
+
+    # --- one tick ------------------------------------------------------------------------------------
+    def _sim_now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _inputs(self, now_s: float, state=None, imu=None, window=None, state_time_s=None, ref_time_s=None) -> TickInputs:
+        """Real time: latest inputs aged by arrival (monotonic); lockstep: the caller passes tick-matched ones."""
+        if not self.lockstep:
+            state = (self._q, self._dq) if self._q is not None else None
+            imu = (self._quat, self._gyro) if self._quat is not None else None
+            window = self._window
+            rx = [t for t in (self._state_rx_s, self._imu_rx_s)]
+            state_time_s = None if None in rx else min(rx)  # the older of joint state and IMU
+            ref_time_s = self._ref_rx_s
+        elif state is None and self._q is not None:  # service calls in lockstep: latest inputs, stamp-aged
+            state, imu, window = (self._q, self._dq), (self._quat, self._gyro) if self._quat is not None else None, self._window
+            state_time_s = ticks.stamp_to_ns(self._state_stamp) * 1e-9
+            ref_time_s = None if self._ref_stamp_ns is None else self._ref_stamp_ns * 1e-9
+        return TickInputs(
+            now_s=now_s, joint_pos=None if state is None else state[0], joint_vel=None if state is None else state[1],
+            state_time_s=state_time_s if imu is not None else None,
+            base_quat_wxyz=None if imu is None else imu[0], window=window, reference_time_s=ref_time_s,
+            estop=self._estop, input_fault=self._input_fault, reference_error=self._reference_error)
+
+    def _run_controller(self, inp: TickInputs, gyro: np.ndarray):
+        state = RobotState(joint_pos=inp.joint_pos, joint_vel=inp.joint_vel, base_quat_wxyz=inp.base_quat_wxyz,
+                           base_ang_vel_body=gyro)
+        return self.controller.compute(state, inp.window, self._last_action)
+
+    def run_tick(self, inp: TickInputs, gyro, stamp, lateness_s: float = 0.0) -> None:
+        start = time.monotonic()
+        t0 = time.perf_counter()
+        run = None
+        if self.controller is not None:
+            def run():
+                return self._run_controller(inp, gyro)
+        prev_mode = self.sm.mode
+        result = self.sm.tick(inp, run)
+        cmd = result.command
+        if result.mode != prev_mode:
+            self.get_logger().info(f"mode {prev_mode.name} -> {result.mode.name}: {result.detail}")
+        t1 = time.perf_counter()
+        self.pub_cmd.publish(conversions.make_joint_command(stamp, cmd.position, cmd.kp, cmd.kd, cmd.velocity,
+                                                           cmd.effort, int(cmd.source)))
+        t2 = time.perf_counter()
+        self._input_fault = ""  # consumed: the state machine has latched its consequence
+        if result.ran_controller:
+            self._last_action = np.asarray(result.controller_output.action, dtype=np.float64)
+        elif self.controller is not None:
+            self._last_action = self.controller.observe_command(cmd.position)
+        out = result.controller_output
+        obs_s = out.observation_ms / 1e3 if out else 0.0
+        inf_s = out.inference_ms / 1e3 if out else 0.0
+        period = 0.0 if self._prev_start_s is None else start - self._prev_start_s
+        self._prev_start_s = start
+        rec = TickRecord(start, lateness_s, period, t2 - t0, obs_s, inf_s, t2 - t1)
+        self.records.append(rec)
+        if result.sanitized:
+            self.get_logger().warning(f"command sanitised: {'; '.join(result.sanitized)}", throttle_duration_sec=1.0)
+        self._publish_status(result, rec, stamp, inp.window)
+        self._tick += 1
+
+    def _publish_status(self, result, rec: TickRecord, stamp, window) -> None:
+        s = TrackingStatus()
+        s.header.stamp = stamp
+        s.mode, s.mode_name = int(result.mode), result.mode.name.lower()
+        s.watchdog, s.watchdog_detail = int(result.watchdog), result.detail
+        s.controller = self.controller_label
+        if window is not None:
+            s.active_motion, s.clip_time_s, s.clip_duration_s = window.motion_name, window.clip_time_s, window.clip_duration_s
+        s.tick_latency_ms, s.observation_ms = rec.latency_s * 1e3, rec.observation_s * 1e3
+        s.inference_ms, s.publish_ms = rec.inference_s * 1e3, rec.publish_s * 1e3
+        s.period_jitter_ms = 0.0 if self.lockstep or rec.period_s == 0.0 else abs(rec.period_s - robot.CONTROL_PERIOD_S) * 1e3
+        s.overruns, s.tick = self._overruns, self._tick & 0xFFFFFFFF
+        self.pub_status.publish(s)
+
+    def publish_damping(self) -> None:
+        """Sent once on shutdown: the robot must not keep the last stiff target of a dead controller."""
+        cmd = damping_command()
+        stamp = self.get_clock().now().to_msg()
+        self.pub_cmd.publish(conversions.make_joint_command(stamp, cmd.position, cmd.kp, cmd.kd, source=int(cmd.source)))
+
+    # --- real time ---------------------------------------------------------------------------------
+    def realtime_tick(self, deadline_s: float | None = None, woke_s: float | None = None) -> None:
+        start = time.monotonic()
+        stamp = self._state_stamp if self._state_stamp is not None else self.get_clock().now().to_msg()
+        late = 0.0 if deadline_s is None else (start if woke_s is None else woke_s) - deadline_s
+        self.run_tick(self._inputs(start), self._gyro, stamp, late)
+
+    def spin_deadline(self, executor, duration_s: float | None = None) -> None:
+        """Absolute-deadline loop: serve callbacks until ``guard`` before the deadline, sleep the rest,
+        tick. Deadlines advance by exactly one period (no drift); missed slots are counted and skipped."""
+        self._raise_loop_priority()
+        try:
+            self._deadline_loop(executor, duration_s)
+        finally:
+            self._restore_priority()
+
+    def _deadline_loop(self, executor, duration_s: float | None) -> None:
+        period = robot.CONTROL_PERIOD_S
+        end = None if duration_s is None else time.monotonic() + duration_s
+        deadline = time.monotonic() + period
+        while rclpy.ok() and (end is None or time.monotonic() < end):
+            while (remaining := deadline - time.monotonic()) > self.guard_s:
+                executor.spin_once(timeout_sec=remaining - self.guard_s)
+            if remaining > 0:
+                time.sleep(remaining)
+            if not rclpy.ok():  # shut down (Ctrl-C) while we waited
+                break
+            self.realtime_tick(deadline)
+            self._maybe_ready()  # not a timer: a ready timer in this executor delays spin_once by ~4 ms
+            deadline += period
+            late = time.monotonic() - deadline
+            if late > 0:  # this tick ran past the next deadline: skip the missed slots, keep the phase
+                self._overruns += 1
+                deadline += math.ceil(late / period) * period
+
+    def spin_deadline_thread(self, executor, duration_s: float | None = None) -> None:
+        """The same absolute-deadline loop, but DDS callbacks run in a background executor thread and this
+        thread only sleeps and ticks: a callback or a slow executor wake-up can no longer delay a tick.
+        A short GIL switch interval bounds how long a running callback can hold the loop thread off."""
+        sys.setswitchinterval(0.0005)
+        self._raise_loop_priority()
+        stop = threading.Event()
+
+        def serve():
+            while not stop.is_set() and rclpy.ok():
+                executor.spin_once(timeout_sec=0.05)
+
+        server = threading.Thread(target=serve, name="g1_policy_dds", daemon=True)
+        server.start()
+        period = robot.CONTROL_PERIOD_S
+        end = None if duration_s is None else time.monotonic() + duration_s
+        deadline = time.monotonic() + period
+        try:
+            while rclpy.ok() and (end is None or time.monotonic() < end):
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    time.sleep(remaining)
+                if not rclpy.ok():
+                    break
+                woke_s = time.monotonic()
+                with self.lock:
+                    self.realtime_tick(deadline, woke_s)
+                    self._maybe_ready()
+                deadline += period
+                late = time.monotonic() - deadline
+                if late > 0:
+                    self._overruns += 1
+                    deadline += math.ceil(late / period) * period
+        finally:
+            stop.set()
+            server.join(timeout=1.0)
+            self._restore_priority()
+
+    def _raise_loop_priority(self) -> None:
+        """SCHED_FIFO for the calling (loop) thread only, when ``realtime_priority`` > 0: on a busy CPU the
+        kernel then wakes the tick on time instead of after whatever else is runnable. Needs CAP_SYS_NICE
+        (or an rtprio limit); without it the loop runs at normal priority and says so."""
+        if self.realtime_priority <= 0:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime_priority))
+            self.get_logger().info(f"loop thread: SCHED_FIFO priority {self.realtime_priority}")
+        except (PermissionError, OSError, AttributeError) as exc:
+            self.get_logger().warning(f"realtime_priority {self.realtime_priority} not granted ({exc}); "
+                                      "running at normal priority")
+
+    def _restore_priority(self) -> None:
+        if self.realtime_priority > 0:
+            try:
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            except OSError:
+                pass
+
+    def spin_timer(self, executor, duration_s: float | None = None) -> None:
+        """The alternative measured in the bench: a 50 Hz executor timer."""
+        self.create_timer(robot.CONTROL_PERIOD_S, self.realtime_tick)
+        self.create_timer(0.1, self._maybe_ready)
+        end = None if duration_s is None else time.monotonic() + duration_s
+        while rclpy.ok() and (end is None or time.monotonic() < end):
+            executor.spin_once(timeout_sec=0.1)
+
+    # --- lockstep ------------------------------------------------------------------------------------
+    def spin_lockstep(self, executor, duration_s: float | None = None) -> None:
+        end = None if duration_s is None else time.monotonic() + duration_s
+        while rclpy.ok() and (end is None or time.monotonic() < end):
+            executor.spin_once(timeout_sec=0.01)
+            self._maybe_ready()
+            while self._lockstep_step():
+                pass
+
+    def _lockstep_step(self) -> bool:
+        """Run tick k once joint state, IMU and reference stamped t_k are in (or the reference timed out)."""
+        ready = sorted(k for k in self._state_by_tick if k in self._imu_by_tick)
+        if not ready:
+            return False
+        k = ready[0]
+        window = self._ref_by_tick.get(k)
+        if window is None:
+            waited = time.monotonic() - self._state_wall_by_tick[k]
+            if waited < self.lockstep_timeout_s:
+                return False
+            window = self._window  # never wait for a reference that will not come: the age watchdog decides
+            self.get_logger().warning(f"tick {k}: no reference stamped t_k after {waited:.2f} s, using the latest",
+                                   throttle_duration_sec=2.0)
+        ref_time_s = None
+        if window is not None:
+            ref_time_s = ticks.tick_to_ns(k) * 1e-9 if k in self._ref_by_tick else (
+                None if self._ref_stamp_ns is None else self._ref_stamp_ns * 1e-9)
+        state, imu = self._state_by_tick[k], self._imu_by_tick[k]
+        now_s = ticks.tick_to_ns(k) * 1e-9
+        inp = self._inputs(now_s, state=state, imu=imu, window=window, state_time_s=now_s, ref_time_s=ref_time_s)
+        self._last_lockstep_tick = k
+        for buf in (self._state_by_tick, self._imu_by_tick, self._ref_by_tick, self._state_wall_by_tick):
+            for old in [t for t in buf if t <= k]:
+                del buf[old]
+        self.run_tick(inp, imu[1], ticks.stamp_from_tick(k))
+        return True
+
+    def spin(self, executor, duration_s: float | None = None) -> None:
+        if self.lockstep:
+            self.spin_lockstep(executor, duration_s)
+        elif self.loop_kind == "timer":
+            self.spin_timer(executor, duration_s)
+        elif self.loop_kind == "thread":
+            self.spin_deadline_thread(executor, duration_s)
+        else:
+            self.spin_deadline(executor, duration_s)
+
+
+def make_executor(kind: str):
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor()
+    if kind != "single":
+        raise ValueError(f"parameter executor: {kind!r} is not 'single' or 'events'")
+    return SingleThreadedExecutor()
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(args=None) -> None:
+    # Our own signal handling: rclpy's handler would invalidate the context before we can send the
+    # final damping command.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    node = None
+    try:
+        node = PolicyNode()
+        executor = make_executor(node.executor_kind)
+        executor.add_node(node)
+        node.spin(executor)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            if rclpy.ok():
+                node.publish_damping()
+            else:
+                node.get_logger().warning("shut down without a last damping command (context already gone); "
+                                       "the hardware layer's command timeout applies")
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The policy artifact contract: every model kind round-trips; mismatches are refused by field name."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from g1_description import robot
+from g1_tracker_policy import contract as c
+from g1_tracker_policy.controllers import OnnxPolicyRunner, PassthroughController, PolicyController, RobotState
+from g1_tracker_policy.observation import ObservationConfig
+from g1_tracker_policy.testing import make_test_policy, standing_window
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("policies")
+    return {k: make_test_policy(k, d / f"{k}.onnx", seed=3) for k in c.MODEL_KINDS}
+
+
+def rewrite(src, dst, edit):
+    """Copy an artifact, letting ``edit(meta_dict, model)`` change it."""
+    model = onnx.load(str(src))
+    meta = {p.key[len(c.PREFIX):]: json.loads(p.value) for p in model.metadata_props if p.key.startswith(c.PREFIX)}
+    edit(meta, model)
+    del model.metadata_props[:]
+    for k, v in meta.items():
+        model.metadata_props.add(key=c.PREFIX + k, value=json.dumps(v))
+    onnx.save(model, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("kind", c.MODEL_KINDS)
+def test_every_kind_round_trips_with_golden_vectors(artifacts, kind):
+    art = c.load_artifact(artifacts[kind].path, future_offsets=ObservationConfig().future_offsets)
+    assert art.model_kind == kind and art.observation == ObservationConfig()
+    np.testing.assert_array_equal(art.kp, robot.STAND_KP)
+    assert art.provenance["source"] == "g1_tracker_policy.testing.make_test_policy"
+    assert c.decode_array(art.golden["inputs"]).shape[0] >= 2
+
+
+@pytest.mark.parametrize("kind", c.MODEL_KINDS)
+def test_test_policies_are_residual_to_the_reference(artifacts, kind):
+    ctrl = PolicyController(artifacts[kind], warm_up_runs=2)
+    q = robot.DEFAULT_JOINT_POS + 0.1 * np.sin(np.arange(29))
+    window = standing_window(joint_pos=q)
+    state = RobotState(robot.DEFAULT_JOINT_POS.copy(), np.zeros(29), np.array([1.0, 0, 0, 0]), np.zeros(3))
+    out = ctrl.compute(state, window, np.zeros(29))
+    assert out.position.shape == (29,) and np.all(np.isfinite(out.position))
+    assert np.max(np.abs(out.position - q)) < 0.05  # the random part is small: the robot can stand on it
+
+
+@pytest.mark.parametrize("kind", ["transformer_kv", "transformer_window"])
+def test_transformer_state_is_carried_across_ticks_and_cleared_by_reset(artifacts, kind):
+    art = artifacts[kind]
+    runner = OnnxPolicyRunner(str(art.path), kind, art.io)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(0, 1, (3, art.observation.size)).astype(np.float32)
+    first = runner(obs[0])
+    runner(obs[1])
+    later = runner(obs[0])
+    assert not np.allclose(first, later, atol=1e-6)   # the context changed the answer
+    runner.reset()
+    np.testing.assert_allclose(runner(obs[0]), first, atol=1e-6)
+
+
+def test_passthrough_is_a_labelled_baseline():
+    ctrl = PassthroughController()
+    q = robot.DEFAULT_JOINT_POS + 0.05
+    out = ctrl.compute(None, standing_window(joint_pos=q), np.zeros(29))
+    assert ctrl.is_baseline and ctrl.name == "baseline:passthrough"
+    np.testing.assert_allclose(out.position, q)
+
+
+def test_refuses_wrong_observation_size(artifacts, tmp_path):
+    def edit(meta, model):
+        meta["observation"]["history_length"] += 1
+        meta["observation"]["layout"]["size"] += meta["observation"]["layout"]["proprio_frame_size"]
+    bad = rewrite(artifacts["mlp"].path, tmp_path / "bad.onnx", edit)
+    with pytest.raises(c.ContractError, match=r"field 'observation'.*input is 1257 wide but the observation layout gives 1350") as e:
+        c.load_artifact(bad)
+    assert e.value.field == "observation"
+
+
+def test_refuses_wrong_joint_order(artifacts, tmp_path):
+    def edit(meta, model):
+        names = meta["joint_names"]
+        names[0], names[6] = names[6], names[0]  # left/right hip pitch swapped, as a breadth-first export would
+    bad = rewrite(artifacts["mlp"].path, tmp_path / "bad.onnx", edit)
+    with pytest.raises(c.ContractError, match=r"field 'joint_names'.*index 0.*right_hip_pitch_joint") as e:
+        c.load_artifact(bad)
+    assert e.value.field == "joint_names"
+
+
+@pytest.mark.parametrize("field", ["kp", "observation", "golden", "action_scale"])
+def test_refuses_missing_metadata(artifacts, tmp_path, field):
+    bad = rewrite(artifacts["moe"].path, tmp_path / "bad.onnx", lambda meta, model: meta.pop(field))
+    with pytest.raises(c.ContractError, match=rf"field '{field}': missing from the metadata") as e:
+        c.load_artifact(bad)
+    assert e.value.field == field
+
+
+def test_refuses_a_plain_onnx_file_with_no_contract(artifacts, tmp_path):
+    model = onnx.load(str(artifacts["mlp"].path))
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "plain.onnx"))
+    with pytest.raises(c.ContractError, match="missing from the metadata"):
+        c.load_artifact(tmp_path / "plain.onnx")
+
+
+def test_refuses_golden_vectors_off(artifacts, tmp_path):
+    def edit(meta, model):  # the weights changed after validation (a different file / backend)
+        init = next(i for i in model.graph.initializer if i.name.startswith("w_"))
+        arr = numpy_helper.to_array(init).copy()
+        arr += 0.5
+        init.CopyFrom(numpy_helper.from_array(arr, init.name))
+    bad = rewrite(artifacts["conv_encoder"].path, tmp_path / "bad.onnx", edit)
+    with pytest.raises(c.ContractError, match=r"field 'golden': ONNX Runtime output differs") as e:
+        c.load_artifact(bad)
+    assert e.value.field == "golden"
+
+
+def test_refuses_control_rate_and_future_offset_mismatch(artifacts):
+    with pytest.raises(c.ContractError, match=r"field 'control_rate_hz'.*50.0 Hz.*100"):
+        c.load_artifact(artifacts["mlp"].path, control_rate_hz=100.0)
+    with pytest.raises(c.ContractError, match=r"field 'observation.future_offsets'.*motion server sends \[1, 2, 3\]"):
+        c.load_artifact(artifacts["mlp"].path, future_offsets=(1, 2, 3))
+
+
+def test_refuses_unsafe_gains_and_wrong_default_pose(artifacts, tmp_path):
+    def gains(meta, model):
+        meta["kp"][3] = 5000.0
+    with pytest.raises(c.ContractError, match=r"field 'kp'.*left_knee_joint"):
+        c.load_artifact(rewrite(artifacts["mlp"].path, tmp_path / "kp.onnx", gains))
+
+    def pose(meta, model):
+        meta["default_joint_pos"][3] = 0.2
+    with pytest.raises(c.ContractError, match=r"field 'default_joint_pos'.*left_knee_joint"):
+        c.load_artifact(rewrite(artifacts["mlp"].path, tmp_path / "pose.onnx", pose))
+
+
+def test_writer_refuses_an_export_that_does_not_reproduce_the_framework(tmp_path):
+    from g1_tracker_policy.testing import build_model
+    cfg = ObservationConfig()
+    model = build_model("mlp", cfg)
+    inputs = np.zeros((2, cfg.size), dtype=np.float32)
+    with pytest.raises(c.ContractError, match="exporting framework"):
+        c.write_artifact(tmp_path / "x.onnx", model, model_kind="mlp", observation=cfg, kp=robot.KP, kd=robot.KD,
+                         action_scale=0.25, golden_inputs=inputs, golden_outputs=np.ones((2, 29)))
+    assert not (tmp_path / "x.onnx").exists()

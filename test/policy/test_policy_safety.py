@@ -1,0 +1,248 @@
+"""The safety state machine (every transition and watchdog) and the command sanitiser."""
+
+import math
+
+import numpy as np
+import pytest
+
+from g1_description import robot
+from g1_tracker_policy.controllers import ControllerOutput
+from g1_tracker_policy.safety import (REF_HOLD_END, REF_IDLE, REF_PLAYING, Command, Mode, SafetyConfig,
+                                      SafetyStateMachine, Source, TickInputs, Watchdog, sanitize_command)
+from g1_tracker_policy.testing import standing_window
+
+DT = robot.CONTROL_PERIOD_S
+Q0 = np.asarray(robot.DEFAULT_JOINT_POS)
+UPRIGHT = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+def within_limits(cmd: Command) -> bool:
+    arrays = (cmd.position, cmd.velocity, cmd.kp, cmd.kd, cmd.effort)
+    return (all(np.all(np.isfinite(a)) for a in arrays)
+            and np.all(cmd.position >= robot.JOINT_LOWER) and np.all(cmd.position <= robot.JOINT_UPPER)
+            and np.all(cmd.kp >= 0) and np.all(cmd.kd >= 0))
+
+
+def is_damping(cmd: Command) -> bool:
+    return np.all(cmd.kp == 0) and np.all(cmd.kd > 0)
+
+
+class Rig:
+    """Drives the state machine tick by tick with a fresh standing robot unless told otherwise."""
+
+    def __init__(self, **cfg):
+        self.sm = SafetyStateMachine(SafetyConfig(**cfg), "test-controller")
+        self.t = 0.0
+        self.window = standing_window(state=REF_PLAYING, motion_name="m1")
+        self.resets = 0
+        self.sm.on_track_start = self._count_reset
+        self.controller_target = Q0 + 0.05
+
+    def _count_reset(self):
+        self.resets += 1
+
+    def controller(self):
+        return ControllerOutput(self.controller_target.copy(), robot.KP, robot.KD, np.zeros(29))
+
+    def inputs(self, **kw) -> TickInputs:
+        base = dict(now_s=self.t, joint_pos=Q0.copy(), joint_vel=np.zeros(29), state_time_s=self.t,
+                    base_quat_wxyz=UPRIGHT, window=self.window, reference_time_s=self.t)
+        base.update(kw)
+        return TickInputs(**base)
+
+    def tick(self, n=1, **kw):
+        for _ in range(n):
+            r = self.sm.tick(self.inputs(**kw), self.controller)
+            assert within_limits(r.command)
+            self.t += DT
+        return r
+
+    def request(self, mode, **kw):
+        return self.sm.request(mode, self.inputs(**kw))
+
+
+def test_passive_stand_track_hold_passive():
+    rig = Rig(stand_ramp_s=1.0, track_ramp_s=0.4)
+    r = rig.tick()
+    assert r.mode == Mode.PASSIVE and is_damping(r.command) and r.command.source == Source.SAFETY
+    measured = Q0 + 0.3 * (robot.JOINT_UPPER - Q0)
+    assert rig.request("stand", joint_pos=measured)[0]
+    r = rig.tick(joint_pos=measured)
+    assert r.mode == Mode.STAND
+    np.testing.assert_allclose(r.command.position, measured, atol=1e-9)  # ramp starts at the measured pose
+    np.testing.assert_array_equal(r.command.kp, robot.STAND_KP)
+    ok, why = rig.request("track")
+    assert not ok and "ramp" in why
+    r = rig.tick(int(1.0 / DT))
+    np.testing.assert_allclose(r.command.position, Q0, atol=1e-9)  # ramp done: default pose
+    assert rig.request("track")[0]
+    r = rig.tick()
+    assert r.mode == Mode.TRACK and r.command.source == Source.SAFETY and not r.ran_controller and rig.resets == 1
+    r = rig.tick(int(0.4 / DT))
+    assert r.ran_controller and r.command.source == Source.POLICY
+    np.testing.assert_allclose(r.command.position, rig.controller_target)
+    rig.window = standing_window(state=REF_HOLD_END, motion_name="m1")
+    r = rig.tick()
+    assert r.mode == Mode.HOLD and r.detail == "clip end" and r.command.source == Source.SAFETY
+    np.testing.assert_allclose(r.command.position, rig.controller_target)  # holds the last target
+    np.testing.assert_array_equal(r.command.kp, robot.STAND_KP)
+    assert rig.request("passive")[0]
+    assert rig.tick().mode == Mode.PASSIVE
+
+
+def test_auto_stand_and_auto_track_then_next_motion():
+    rig = Rig(stand_ramp_s=0.2, track_ramp_s=0.1, auto_stand=True, auto_track=True)
+    rig.window = standing_window(state=REF_IDLE, motion_name="")
+    assert rig.tick().mode == Mode.STAND
+    assert rig.tick(20).mode == Mode.STAND  # nothing playing: stays standing
+    rig.window = standing_window(state=REF_PLAYING, motion_name="m1")
+    assert rig.tick().mode == Mode.TRACK
+    rig.tick(10)
+    rig.window = standing_window(state=REF_HOLD_END, motion_name="m1")
+    assert rig.tick().mode == Mode.HOLD
+    rig.window = standing_window(state=REF_PLAYING, motion_name="m1")  # the same clip played again
+    assert rig.tick().mode == Mode.TRACK and rig.resets == 2
+
+
+def test_track_refused_without_fresh_reference_or_standing():
+    rig = Rig(stand_ramp_s=0.1)
+    ok, why = rig.request("track")
+    assert not ok and "standing" in why
+    rig.request("stand")
+    rig.tick(10)
+    ok, why = rig.request("track", reference_time_s=rig.t - 0.3)
+    assert not ok and "reference" in why
+    ok, why = rig.request("track", reference_error="offsets differ")
+    assert not ok and "offsets differ" in why
+    ok, why = rig.request("stand", base_quat_wxyz=np.array([math.cos(0.7), math.sin(0.7), 0, 0]))
+    assert not ok and "upright" in why
+    assert not rig.request("dance")[0]
+
+
+def tracking_rig():
+    rig = Rig(stand_ramp_s=0.1, track_ramp_s=0.1)
+    rig.request("stand")
+    rig.tick(6)
+    assert rig.request("track")[0]
+    rig.tick(6)
+    assert rig.sm.mode == Mode.TRACK
+    return rig
+
+
+def test_state_late_holds_then_lost_damps():
+    rig = tracking_rig()
+    last_state = rig.t
+    r = rig.tick(state_time_s=last_state)
+    assert r.mode == Mode.TRACK
+    r = rig.tick(2, state_time_s=last_state)       # 40 ms: still fine
+    assert r.mode == Mode.TRACK
+    r = rig.tick(state_time_s=last_state)           # 60 ms > 50 ms: hold in this very tick
+    assert r.mode == Mode.HOLD and r.watchdog == Watchdog.STATE_LATE and r.command.source == Source.SAFETY
+    while rig.t - last_state <= 0.5:
+        r = rig.tick(state_time_s=last_state)
+        assert r.mode == Mode.HOLD
+    r = rig.tick(state_time_s=last_state)
+    assert r.mode == Mode.DAMP and r.watchdog == Watchdog.STATE_LOST and is_damping(r.command)
+    assert rig.tick().mode == Mode.DAMP  # fresh state again: damping stays until asked
+    assert rig.request("stand")[0] and rig.tick().mode == Mode.STAND
+
+
+def test_state_late_while_standing_resumes_standing():
+    rig = Rig(stand_ramp_s=0.1)
+    rig.request("stand")
+    rig.tick(3)
+    stale = rig.t - 0.07
+    assert rig.tick(state_time_s=stale).mode == Mode.HOLD
+    assert rig.tick().mode == Mode.STAND
+
+
+def test_reference_late_holds_and_stays_held():
+    rig = tracking_rig()
+    last_ref = rig.t
+    r = rig.tick(8, reference_time_s=last_ref)   # ages 0..140 ms
+    assert r.mode == Mode.TRACK
+    r = rig.tick(reference_time_s=last_ref)      # 160 ms
+    assert r.mode == Mode.HOLD and r.watchdog == Watchdog.REFERENCE_LATE
+    assert rig.tick().mode == Mode.HOLD          # the reference is back: still held (no silent resume)
+
+
+@pytest.mark.parametrize("where", ["joint_pos", "joint_vel", "base_quat_wxyz", "input_fault", "controller"])
+def test_nonfinite_anywhere_damps_in_the_same_tick(where):
+    rig = tracking_rig()
+    if where == "controller":
+        rig.controller_target = np.full(29, np.nan)
+        r = rig.tick()
+    elif where == "input_fault":
+        r = rig.tick(input_fault="reference_window: joint_pos contains NaN or inf")
+    else:
+        bad = rig.inputs()
+        arr = np.array(getattr(bad, where), dtype=float)
+        arr[1] = np.inf if where == "joint_vel" else np.nan
+        r = rig.tick(**{where: arr})
+    assert r.mode == Mode.DAMP and r.watchdog == Watchdog.NONFINITE and is_damping(r.command)
+
+
+def test_controller_exception_damps():
+    rig = tracking_rig()
+
+    def broken():
+        raise RuntimeError("onnx runtime exploded")
+    r = rig.sm.tick(rig.inputs(), broken)
+    assert r.mode == Mode.DAMP and "exploded" in r.detail and is_damping(r.command)
+
+
+@pytest.mark.parametrize("roll,pitch", [(1.1, 0.0), (0.0, -1.2)])
+def test_fall_damps(roll, pitch):
+    rig = tracking_rig()
+    cr, sr, cp, sp = math.cos(roll / 2), math.sin(roll / 2), math.cos(pitch / 2), math.sin(pitch / 2)
+    quat = np.array([cr * cp, sr * cp, cr * sp, -sr * sp])
+    r = rig.tick(base_quat_wxyz=quat)
+    assert r.mode == Mode.DAMP and r.watchdog == Watchdog.FALL and is_damping(r.command)
+
+
+def test_base_far_below_reference_damps():
+    rig = tracking_rig()
+    r = rig.tick(base_height_m=robot.DEFAULT_ROOT_HEIGHT_M - 0.2)
+    assert r.mode == Mode.TRACK
+    r = rig.tick(base_height_m=robot.DEFAULT_ROOT_HEIGHT_M - 0.4)
+    assert r.mode == Mode.DAMP and r.watchdog == Watchdog.FALL
+
+
+def test_estop_damps_immediately_and_blocks_rearming():
+    rig = tracking_rig()
+    r = rig.tick(estop=True)
+    assert r.mode == Mode.DAMP and r.watchdog == Watchdog.ESTOP and is_damping(r.command)
+    ok, why = rig.request("stand", estop=True)
+    assert not ok and "e-stop" in why
+    assert rig.tick(estop=True).mode == Mode.DAMP
+    assert rig.request("stand")[0] and rig.tick().mode == Mode.STAND
+
+
+def test_damp_request_and_passive_from_anywhere():
+    rig = tracking_rig()
+    rig.request("damp")
+    assert rig.tick().mode == Mode.DAMP
+    rig.request("passive")
+    assert rig.tick().mode == Mode.PASSIVE
+
+
+def test_sanitiser_never_emits_nan_or_out_of_limit_values():
+    rng = np.random.default_rng(0)
+    specials = np.array([np.nan, np.inf, -np.inf, 1e9, -1e9, 0.0])
+    for _ in range(500):
+        fields = []
+        for _ in range(5):
+            a = rng.normal(0, 10, 29)
+            idx = rng.random(29) < 0.2
+            a[idx] = rng.choice(specials, idx.sum())
+            fields.append(a)
+        raw = Command(*fields, Source.POLICY)
+        fallback = Q0 if rng.random() < 0.5 else np.full(29, np.nan)
+        cmd, fixes = sanitize_command(raw, fallback)
+        assert within_limits(cmd)
+        assert np.all(np.abs(cmd.effort) <= robot.EFFORT_LIMIT) and np.all(np.abs(cmd.velocity) <= robot.VELOCITY_LIMIT)
+        nan_pos = ~np.isfinite(raw.position)
+        assert np.all(cmd.kp[nan_pos] == 0)  # a broken target never pulls
+        assert fixes or np.all(np.isfinite(raw.position))
+    cmd, fixes = sanitize_command(Command(np.zeros(3), *[np.zeros(29)] * 4, Source.POLICY))
+    assert is_damping(cmd) and "shape" in fixes[0]
