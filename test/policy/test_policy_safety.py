@@ -166,6 +166,19 @@ def test_reference_late_holds_and_stays_held():
     assert rig.tick().mode == Mode.HOLD          # the reference is back: still held (no silent resume)
 
 
+def test_reference_lost_after_tracking_holds_then_damps():
+    """The motion server dies mid-clip: HOLD at 150 ms, DAMP once the reference is 1 s old."""
+    rig = tracking_rig()
+    last_ref = rig.t
+    r = rig.tick(9, reference_time_s=last_ref)
+    assert r.mode == Mode.HOLD and r.watchdog == Watchdog.REFERENCE_LATE
+    while rig.t - last_ref <= 1.0:
+        r = rig.tick(reference_time_s=last_ref)
+        assert r.mode == Mode.HOLD and r.watchdog == Watchdog.REFERENCE_LATE
+    r = rig.tick(reference_time_s=last_ref)
+    assert r.mode == Mode.DAMP and r.watchdog == Watchdog.REFERENCE_LOST and is_damping(r.command)
+
+
 @pytest.mark.parametrize("where", ["joint_pos", "joint_vel", "base_quat_wxyz", "input_fault", "controller"])
 def test_nonfinite_anywhere_damps_in_the_same_tick(where):
     rig = tracking_rig()
@@ -246,3 +259,4 @@ def test_sanitiser_never_emits_nan_or_out_of_limit_values():
         assert fixes or np.all(np.isfinite(raw.position))
     cmd, fixes = sanitize_command(Command(np.zeros(3), *[np.zeros(29)] * 4, Source.POLICY))
     assert is_damping(cmd) and "shape" in fixes[0]
+

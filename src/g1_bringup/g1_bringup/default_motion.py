@@ -83,12 +83,12 @@ def generate(duration_s: float = DURATION_S, fps: float = FPS) -> dict[str, np.n
     return {"fps": np.float64(fps), "root_pos": root, "root_quat_wxyz": quat, "joint_pos": q}
 
 
-def write_csv(path) -> "Path":
+def write_csv(path, duration_s: float = DURATION_S) -> "Path":
     """Write the default motion as a G1-Moves style CSV (root xyz, quaternion xyzw, 29 joints), so it
     enters the library through the same importer as any user clip."""
     from pathlib import Path
 
-    frames = generate()
+    frames = generate(duration_s)
     wxyz = frames["root_quat_wxyz"]
     rows = np.concatenate([frames["root_pos"], wxyz[:, [1, 2, 3, 0]], frames["joint_pos"]], axis=1)
     path = Path(path)

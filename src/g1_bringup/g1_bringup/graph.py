@@ -63,6 +63,8 @@ class GraphOptions:
     duration_s: float = 0.0          # sim: stop after this much sim time (0 = unlimited)
     seed: int = 0
     final_state_file: str = ""       # sim: JSON summary at exit
+    motion: str = ""                 # play this motion by itself (motion_server autoplay) ...
+    motion_at_s: float = 3.0         # ... at this time, once the robot stands (policy starts standing)
 
 
 def uses_sim_time(opts: GraphOptions) -> bool:
@@ -81,11 +83,21 @@ def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
                               params={"output": opts.record, "announce_ready": lockstep}))
     # motion_server and the policy run lockstep exactly when they use the simulator's clock
     motion_params = {"library": opts.motion_library} if opts.motion_library else {}
+    policy_params = {"policy_path": opts.policy}
+    if opts.hardware == "sim":
+        # the simulated robot is created standing and collapses within ~0.5 s of damping: stand at the
+        # first upright state instead of waiting for set_mode (the real robot starts in PASSIVE)
+        policy_params["mode_on_start"] = "stand"
+    if opts.motion:
+        # A scripted run: stand up at start, play the motion at an exact time, track it as it starts.
+        # No service call races the simulation, so lockstep runs repeat exactly.
+        motion_params.update(autoplay=opts.motion, autoplay_at_s=float(opts.motion_at_s))
+        policy_params.update(auto_track=True)
     nodes.append(NodeSpec("motion_server", "motion_server", "motion_server", "motion_server.node",
                           param_files=[config_file("motion_server", "motion_server.yaml")], params=motion_params))
     nodes.append(NodeSpec("g1_policy", "g1_tracker_policy", "g1_policy", "g1_tracker_policy.node",
                           param_files=[config_file("g1_tracker_policy", "policy.yaml")],
-                          params={"policy_path": opts.policy}))
+                          params=policy_params))
     if opts.hardware == "sim":
         peers = [n.name for n in nodes]
         sim_params = {"mode": "lockstep" if lockstep else "realtime", "seed": opts.seed,

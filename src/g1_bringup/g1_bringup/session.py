@@ -1,7 +1,8 @@
-"""The scripted part of a tracking run: stand up, play the motion, watch it to the end.
+"""Watch a scripted tracking run to its end: progress, events, fault injection.
 
-A small rclpy node in the `g1 track` process talks to the graph only through its public API
-(``set_mode``, ``play_motion``, ``tracking_status``, ``reference_window``), exactly like a user would.
+The graph scripts itself (the policy starts standing and tracks as soon as the motion server's
+autoplay starts the clip), so this node only watches ``tracking_status`` and ``reference_window`` and,
+for robustness tests, injects faults (``sim/push``, killing a node) at given clip times.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import rclpy
 from rclpy.node import Node
 
 from g1_common import topics
-from g1_interfaces.msg import ReferenceWindow, TrackingStatus
-from g1_interfaces.srv import PlayMotion, SetMode
+from g1_interfaces.msg import TrackingStatus
+from g1_interfaces.srv import PushRobot
 
 MODE_NAMES = {0: "passive", 1: "stand", 2: "track", 3: "hold", 4: "damp"}
-STATE_HOLD_END = ReferenceWindow.STATE_HOLD_END
 
 
 class SessionError(RuntimeError):
@@ -30,14 +30,13 @@ class TrackSession:
         self.node = Node("g1_track")
         if use_sim_time:
             self.node.set_parameters([rclpy.parameter.Parameter("use_sim_time", value=True)])
+        # Only the small status message: the clip time is in it, and deserialising every 13 kB reference
+        # window here would cost a third of a core in lockstep.
         self.status: TrackingStatus | None = None
-        self.window: ReferenceWindow | None = None
         self.events: list[dict] = []
         self._last_mode = None
         self.node.create_subscription(TrackingStatus, topics.TRACKING_STATUS, self._on_status, topics.CONTROL_QOS)
-        self.node.create_subscription(ReferenceWindow, topics.REFERENCE_WINDOW, self._on_window, topics.CONTROL_QOS)
-        self.set_mode_client = self.node.create_client(SetMode, topics.SET_MODE)
-        self.play_client = self.node.create_client(PlayMotion, topics.PLAY_MOTION)
+        self.push_client = self.node.create_client(PushRobot, topics.SIM_PUSH)
 
     # --- subscriptions ---
     def _on_status(self, msg: TrackingStatus):
@@ -46,9 +45,6 @@ class TrackSession:
             self._event(f"mode -> {MODE_NAMES.get(msg.mode, msg.mode)}"
                         + (f" ({msg.watchdog_detail})" if msg.watchdog_detail else ""))
             self._last_mode = msg.mode
-
-    def _on_window(self, msg: ReferenceWindow):
-        self.window = msg
 
     def sim_time_s(self) -> float:
         if self.status is None:
@@ -82,39 +78,62 @@ class TrackSession:
         return future.result()
 
     # --- the run ---
-    def run(self, procs, motion: str, stand_s: float, clip_s: float, limit_s: float,
-            show_progress: bool = True) -> dict:
+    def _inject(self, fault: dict, procs) -> None:
+        if fault["kind"] == "push":
+            req = PushRobot.Request()
+            req.linear_velocity.x, req.linear_velocity.y, req.linear_velocity.z = fault["velocity"]
+            res = self._call(self.push_client, req, "sim/push", procs)
+            self._event(f"injected push {fault['velocity']} m/s: {res.message or res.success}")
+        elif fault["kind"] == "kill":
+            victims = [p for p in procs.procs if p.name == fault["node"]]
+            if not victims:
+                raise SessionError(f"--inject kill: no node named {fault['node']!r} "
+                                   f"(running: {[p.name for p in procs.procs]})")
+            import os
+            import signal
+
+            os.killpg(victims[0].popen.pid, signal.SIGKILL)
+            victims[0].required = False  # an injected death is observed, not a reason to abort
+            self._event(f"injected kill of {fault['node']}")
+
+    def run(self, procs, motion: str, clip_s: float, limit_s: float,
+            show_progress: bool = True, injections: list | None = None) -> dict:
         from tqdm import tqdm
 
         if not self._spin_until(lambda: self.status is not None, 120.0, procs, "the first tracking status"):
             raise SessionError("no tracking status within 120 s: the graph did not start (see logs/)")
-        res = self._call(self.set_mode_client, SetMode.Request(mode="stand"), "set_mode", procs)
-        if not res.success:
-            raise SessionError(f"set_mode stand refused: {res.message}")
-        t_stand = self.sim_time_s()
-        self._spin_until(lambda: self.sim_time_s() >= t_stand + stand_s, 600.0, procs, "the stand-up")
-        res = self._call(self.play_client, PlayMotion.Request(name=motion, speed=1.0), "play_motion", procs)
-        if not res.success:
-            raise SessionError(f"play_motion {motion!r} refused: {res.message}")
-        self._event(f"play_motion {motion}")
-        res = self._call(self.set_mode_client, SetMode.Request(mode="track"), "set_mode", procs)
-        if not res.success:
-            raise SessionError(f"set_mode track refused: {res.message}")
 
         bar = tqdm(total=round(clip_s, 2), unit="s clip", disable=not show_progress, leave=True,
                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s clip [{elapsed}<{remaining}]")
         hold_since, damp_since, died, died_at = None, None, None, None
+        pending = sorted(injections or [], key=lambda f: f["at_s"])
+        injected_kill_at = None
         outcome = "limit"
         try:
             while True:
                 rclpy.spin_once(self.node, timeout_sec=0.02)
                 now = self.sim_time_s()
-                if self.window is not None and self.window.motion_name == motion:
-                    progress = min(round(self.window.clip_time_s, 1), bar.total)
+                playing = self.status is not None and self.status.active_motion == motion
+                if playing:
+                    progress = min(round(self.status.clip_time_s, 1), bar.total)
                     if progress > bar.n:
                         bar.update(progress - bar.n)  # tqdm rate-limits the redraws itself
-                if self.window is not None and self.window.state == STATE_HOLD_END:
-                    hold_since = hold_since if hold_since is not None else now
+                clip_t = self.status.clip_time_s if playing else 0.0
+                while pending and clip_t >= pending[0]["at_s"]:
+                    fault = pending.pop(0)
+                    self._inject(fault, procs)
+                    if fault["kind"] == "kill":
+                        injected_kill_at = now
+                if injected_kill_at is not None and now - injected_kill_at >= 3.0:
+                    outcome = "observed 3 s after the injected kill"
+                    break
+                sim = next((p for p in procs.procs if p.name == "g1_sim"), None)
+                if sim is not None and sim.popen.poll() == 0:
+                    outcome = "the simulator reached the run duration"
+                    self._spin_until(lambda: False, 0.5)  # let the last tick's messages arrive
+                    break
+                if sim is None and self.status is not None and self.status.mode == 3 and clip_t >= clip_s - 0.05:
+                    hold_since = hold_since if hold_since is not None else now  # real robot: end after the clip
                     if now - hold_since >= 1.0:
                         outcome = "clip ended"
                         break
@@ -123,9 +142,11 @@ class TrackSession:
                     if now - damp_since >= 1.0:
                         outcome = "damping after a fault"
                         break
-                if now >= limit_s:
+                elif injected_kill_at is None:
+                    damp_since = None
+                if now >= limit_s + 1.0:  # the simulator should have stopped by itself at limit_s
                     break
-                dead = procs.dead_required()
+                dead = [p for p in procs.dead_required() if not (p.name == "g1_sim" and p.popen.returncode == 0)]
                 if dead and died is None:
                     died, died_at = dead[0], time.monotonic()
                     self._event(f"{died.name} died (exit code {died.popen.returncode})")

@@ -44,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stand-s", type=float, default=3.0, help="seconds of standing before the motion")
     parser.add_argument("--quiet", action="store_true", help="do not echo node logs")
+    parser.add_argument("--inject", action="append", default=[], metavar="FAULT",
+                        help="fault injection at a clip time, for robustness tests: 'push@T:VX,VY,VZ' "
+                             "(velocity kick, m/s, sim only) or 'kill@T:NODE' (e.g. kill@2.0:motion_server); "
+                             "repeatable")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,6 +120,23 @@ def _resolve_motion(args, out: Path) -> tuple[str, Path, float]:
     return motion.name, lib.root, motion.duration_s
 
 
+def parse_injection(text: str) -> dict:
+    """'push@1.5:1.0,0,0' -> {kind: push, at_s: 1.5, velocity: [1,0,0]}; 'kill@2:motion_server' -> ..."""
+    try:
+        kind, rest = text.split("@", 1)
+        at, arg = rest.split(":", 1)
+        if kind == "push":
+            velocity = [float(v) for v in arg.split(",")]
+            if len(velocity) != 3:
+                raise ValueError
+            return {"kind": kind, "at_s": float(at), "velocity": velocity}
+        if kind == "kill" and arg:
+            return {"kind": kind, "at_s": float(at), "node": arg}
+    except ValueError:
+        pass
+    raise TrackError(f"--inject {text!r}: use 'push@T:VX,VY,VZ' or 'kill@T:NODE'")
+
+
 def _argv(spec: NodeSpec, use_sim_time: bool) -> list[str]:
     return [sys.executable, "-m", spec.module, *spec.ros_args(use_sim_time)]
 
@@ -123,15 +144,20 @@ def _argv(spec: NodeSpec, use_sim_time: bool) -> list[str]:
 def _run(args) -> int:
     out = _resolve_out(args.out)
     try:
+        for text in args.inject:
+            parse_injection(text)
         policy = _resolve_policy(args)
         motion_name, library, clip_s = _resolve_motion(args, out)
     except TrackError:
         shutil.rmtree(out, ignore_errors=True)  # nothing half-written left looking valid
         raise
-    duration = args.duration or (args.stand_s + 1.0 + clip_s + 2.0)
+    injections = [parse_injection(t) for t in args.inject]
+    # the simulator ends the run itself at this sim time (a deterministic end for lockstep runs)
+    duration = args.duration or (args.stand_s + clip_s + 2.0)
     bag = out / "bag"
     opts = GraphOptions(policy=policy, motion_library=str(library), record=str(bag), realtime=args.realtime,
-                        duration_s=duration + 5.0, seed=args.seed, final_state_file=str(out / "sim_final.json"))
+                        duration_s=duration, seed=args.seed, final_state_file=str(out / "sim_final.json"),
+                        motion=motion_name, motion_at_s=args.stand_s)
     nodes = tracking_graph(opts)
     print(f"g1 track: motion {motion_name!r} ({clip_s:.1f} s), controller "
           f"{Path(policy).name if policy else 'baseline:passthrough (not a tracker)'}, "
@@ -149,8 +175,8 @@ def _run(args) -> int:
         if args.foxglove:
             procs.start("foxglove_bridge", [sys.executable, "-m", "g1_bringup.foxglove_bridge"], required=False)
         session = TrackSession(use_sim_time=uses_sim_time(opts))
-        outcome.update(session.run(procs, motion_name, stand_s=args.stand_s, clip_s=clip_s,
-                                   limit_s=duration, show_progress=True))
+        outcome.update(session.run(procs, motion_name, clip_s=clip_s, limit_s=duration,
+                                   show_progress=not args.quiet, injections=injections))
     except KeyboardInterrupt:
         outcome["events"].append({"event": "interrupted by Ctrl-C"})
         print("\ng1 track: interrupted, stopping the graph and closing the bag", file=sys.stderr)
@@ -173,7 +199,12 @@ def _run(args) -> int:
     with (out / "report.md").open("a") as f:
         f.write("\n## Run\n\n" + "\n".join(f"- {e.get('t_s', '')} {e['event']}" for e in outcome["events"]) + "\n")
     o = report["overall"]
-    print(f"g1 track: success {o.get('success_rate')}, completion {o.get('completion')}, "
-          f"E_mpkpe {o.get('E_mpkpe_mm')} mm, E_mpjpe {o.get('E_mpjpe_rad')} rad", file=sys.stderr)
+
+    def fmt(v, unit=""):
+        return "n/a" if v is None else f"{v:.3g}{unit}"
+
+    print(f"g1 track: success rate {fmt(o.get('success_rate'))}, completion {fmt(o.get('completion'))}, "
+          f"E_mpkpe {fmt(o.get('E_mpkpe_mm'), ' mm')}, E_mpjpe {fmt(o.get('E_mpjpe_rad'), ' rad')} "
+          f"({outcome.get('outcome', 'interrupted')})", file=sys.stderr)
     print(f"g1 track: report {out / 'report.md'}")
     return 0

@@ -41,10 +41,11 @@ SIM_PAUSE = "sim/pause"                  # std_srvs/SetBool
 SIM_STEP = "sim/step"                    # g1_interfaces/StepSim
 DRIVER_ARM = "g1_driver/arm"             # std_srvs/SetBool
 
-#: Control data: reliable so that lockstep simulation never loses a tick; shallow so a slow reader
-#: gets the newest data rather than a backlog.
+#: Control data: reliable so that lockstep simulation never loses a tick. The depth (1 s at 50 Hz) is
+#: the writer's resend buffer too: a recorder that falls a few ticks behind a lockstep run faster than
+#: real time must not lose samples; control readers match by stamp or take the newest anyway.
 CONTROL_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=5,
+    history=HistoryPolicy.KEEP_LAST, depth=50,
     reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 
 #: Latched data (robot_description, readiness): late joiners get the last messages.

@@ -75,6 +75,7 @@ class PolicyNode(Node):
             stand_ramp_s=p("stand_ramp_s", 2.5), track_ramp_s=p("track_ramp_s", 1.0),
             state_late_s=p("state_late_ms", 50.0) / 1e3, state_lost_s=p("state_lost_ms", 500.0) / 1e3,
             reference_late_s=p("reference_late_ms", 150.0) / 1e3,
+            reference_lost_s=p("reference_lost_ms", 1000.0) / 1e3,
             fall_tilt_rad=p("fall_tilt_rad", 1.0), fall_height_drop_m=p("fall_height_drop_m", 0.35),
             auto_stand=p("auto_stand", False) or mode_on_start == "stand",
             auto_track=p("auto_track", False))
@@ -443,7 +444,9 @@ class PolicyNode(Node):
         window = self._ref_by_tick.get(k)
         if window is None:
             waited = time.monotonic() - self._state_wall_by_tick[k]
-            if waited < self.lockstep_timeout_s:
+            # Wait for the reference of this tick only while someone publishes references: with the
+            # motion server gone, waiting would only slow the simulation down (the age watchdog acts).
+            if waited < self.lockstep_timeout_s and self.sub_ref.get_publisher_count() > 0:
                 return False
             window = self._window  # never wait for a reference that will not come: the age watchdog decides
             self.get_logger().warning(f"tick {k}: no reference stamped t_k after {waited:.2f} s, using the latest",

@@ -54,6 +54,7 @@ class Watchdog(enum.IntEnum):
     NONFINITE = 4
     FALL = 5
     ESTOP = 6
+    REFERENCE_LOST = 7
 
 
 class Source(enum.IntEnum):
@@ -71,6 +72,7 @@ class SafetyConfig:
     state_late_s: float = 0.050        # joint state/IMU older than this -> HOLD
     state_lost_s: float = 0.500        # ... older than this -> DAMP
     reference_late_s: float = 0.150    # reference older than this (while tracking) -> HOLD
+    reference_lost_s: float = 1.0      # ... and still missing this long (holding after TRACK) -> DAMP
     fall_tilt_rad: float = 1.0         # |roll| or |pitch| beyond this -> DAMP
     fall_height_drop_m: float = 0.35   # base this far below the reference root height -> DAMP (if known)
     auto_stand: bool = False           # PASSIVE -> STAND as soon as fresh joint states arrive (once)
@@ -378,6 +380,15 @@ class SafetyStateMachine:
                 self._enter_hold(f"joint state {age * 1e3:.0f} ms old (> {self.cfg.state_late_s * 1e3:.0f} ms)",
                                  Watchdog.STATE_LATE)
             return
+        if self.mode == Mode.HOLD and self._hold_after_track and inp.reference_time_s is not None \
+                and inp.now_s - inp.reference_time_s > self.cfg.reference_late_s:
+            # Holding a pose taken mid-motion is only safe for a short while (the motion server died or
+            # its link is down): then give the robot to damping, as the real driver does without commands.
+            ref_age = inp.now_s - inp.reference_time_s
+            if ref_age > self.cfg.reference_lost_s:
+                self._fault(Watchdog.REFERENCE_LOST, f"reference {ref_age * 1e3:.0f} ms old "
+                                                     f"(> {self.cfg.reference_lost_s * 1e3:.0f} ms): damping")
+            return  # still holding, still late: the watchdog stays REFERENCE_LATE
         if self.mode == Mode.TRACK and inp.reference_error:
             self._enter_hold(f"reference unusable: {inp.reference_error}", Watchdog.REFERENCE_LATE)
             return
