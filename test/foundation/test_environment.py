@@ -59,3 +59,19 @@ def test_colcon_sees_the_workspace():
 def test_every_package_has_a_readme(pkg):
     readme = REPO / "src" / pkg / "README.md"
     assert readme.is_file() and len(readme.read_text().strip()) > 200, f"{readme} is missing or empty"
+
+
+def test_readme_documents_every_topic_and_service():
+    from g1_common import topics
+
+    readme = (REPO / "README.md").read_text()
+    names = [v for k, v in vars(topics).items() if k.isupper() and isinstance(v, str)]
+    missing = [n for n in names if f"`{n}`" not in readme and n not in readme]
+    assert not missing, f"README's topic tour lacks {missing}"
+
+
+def test_readme_top_has_the_three_commands():
+    top = (REPO / "README.md").read_text().splitlines()[:8]
+    text = "\n".join(top)
+    for cmd in ("bash scripts/setup.sh", "bash scripts/test.sh", ".venv/bin/g1 track"):
+        assert cmd in text, cmd

@@ -8,8 +8,9 @@ import rclpy
 from hardware_helpers import Probe
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def rclpy_context():
+    # module scope, not session: other test areas init their own context after this one shut down
     rclpy.init()
     yield
     rclpy.shutdown()
