@@ -113,3 +113,28 @@ def test_the_same_lockstep_run_twice_gives_identical_reports(default_run, tmp_pa
     sim_a = json.loads((default_run / "sim_final.json").read_text())
     sim_b = json.loads((again / "sim_final.json").read_text())
     assert sim_a["state_sha256"] == sim_b["state_sha256"]
+
+
+def test_replay_through_the_recording_policy_reproduces_its_commands(tmp_path):
+    from g1_tracker_policy.testing import make_test_policy
+
+    policy = tmp_path / "test_mlp.onnx"
+    make_test_policy("mlp", policy)
+    out = tmp_path / "with_policy"
+    g1_track(out, "--policy", str(policy), "--duration", "7")
+    report = json.loads((out / "report.json").read_text())
+    assert report["controller"].startswith("policy:")
+    proc = subprocess.run([sys.executable, "-m", "g1_bringup.cli", "replay", str(out / "bag"), "--policy",
+                           str(policy)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["ticks_compared"] > 100
+    assert result["target_diff_rad_max"] < 1e-4  # float32 on the wire; otherwise identical
+    other = tmp_path / "other.onnx"
+    make_test_policy("mlp", other, seed=3)
+    proc = subprocess.run([sys.executable, "-m", "g1_bringup.cli", "replay", str(out / "bag"), "--policy",
+                           str(other)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    differ = json.loads(proc.stdout)  # a different policy shows up, far above float32 rounding
+    assert differ["target_diff_rad_mean"] > 20 * result["target_diff_rad_mean"]
+    assert differ["target_diff_rad_max"] > 1e-3

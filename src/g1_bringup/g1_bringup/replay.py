@@ -3,8 +3,10 @@ and report how its joint targets differ from the commands that were recorded.
 
 A regression check between policy versions: replaying a run through the policy that produced it gives
 zero difference (up to float32 rounding); a retrained policy shows where and how much it changed.
-Only ticks where the recorded controller was tracking (mode TRACK) are compared. The "last action"
-input is taken from the recorded commands, so every tick sees exactly what the robot saw.
+Only ticks whose recorded command came from the controller (source POLICY, i.e. tracking after the
+ramp-in) are compared; the policy's state (observation history, transformer context) is reset at the
+start of each such segment, as the node does at track start. The "last action" input is taken from the
+recorded commands, so every tick sees exactly what the robot saw.
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ def replay(bag: Path, policy: Path) -> dict:
     windows = _by_tick(raw[topics.REFERENCE_WINDOW], CONTROL_PERIOD_NS)
     commands = _by_tick(raw[topics.JOINT_COMMAND], CONTROL_PERIOD_NS)
     status = _by_tick(raw[topics.TRACKING_STATUS], CONTROL_PERIOD_NS)
+    from g1_interfaces.msg import JointCommand
+
     ticks = sorted(k for k in commands if k in states and k in imus and k in windows and k in status
-                   and status[k].mode == MODE_TRACK)
+                   and status[k].mode == MODE_TRACK and commands[k].source == JointCommand.SOURCE_POLICY)
     if not ticks:
-        raise EvalError(f"{bag}: no tick where the recorded controller was tracking (mode TRACK)")
+        raise EvalError(f"{bag}: no tick where a policy was tracking (mode TRACK, command source POLICY); "
+                        "a baseline run has nothing to replay")
     diffs, prev = [], None
     last_action = np.zeros(robot.NUM_JOINTS)
     for k in ticks:
