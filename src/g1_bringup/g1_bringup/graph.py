@@ -30,7 +30,7 @@ class NodeSpec:
         args = ["--ros-args", "-r", f"__node:={self.name}"]
         for f in self.param_files:
             args += ["--params-file", str(f)]
-        for k, v in {**self.params, "use_sim_time": use_sim_time}.items():
+        for k, v in {"use_sim_time": use_sim_time, **self.params}.items():  # a node's own setting wins
             args += ["-p", f"{k}:={_param_literal(v)}"]
         return args
 
@@ -65,6 +65,7 @@ class GraphOptions:
     final_state_file: str = ""       # sim: JSON summary at exit
     motion: str = ""                 # play this motion by itself (motion_server autoplay) ...
     motion_at_s: float = 3.0         # ... at this time, once the robot stands (policy starts standing)
+    visualization: bool = True       # reference ghost + key-body markers (RViz / Foxglove)
 
 
 def uses_sim_time(opts: GraphOptions) -> bool:
@@ -79,10 +80,14 @@ def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
     nodes: list[NodeSpec] = []
 
     if opts.record:
+        # The recorder logs every message at its header stamp and needs no clock: without use_sim_time it
+        # is one /clock reader fewer for the simulator to serve every tick.
         nodes.append(NodeSpec("g1_recorder", "g1_bringup", "g1_recorder", "g1_bringup.recorder",
-                              params={"output": opts.record, "announce_ready": lockstep}))
+                              params={"output": opts.record, "announce_ready": lockstep, "use_sim_time": False}))
     # motion_server and the policy run lockstep exactly when they use the simulator's clock
     motion_params = {"library": opts.motion_library} if opts.motion_library else {}
+    if not opts.visualization:
+        motion_params["publish_visualization"] = False
     policy_params = {"policy_path": opts.policy}
     if opts.hardware == "sim":
         # the simulated robot is created standing and collapses within ~0.5 s of damping: stand at the

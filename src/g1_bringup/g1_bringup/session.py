@@ -24,12 +24,10 @@ class SessionError(RuntimeError):
 
 
 class TrackSession:
-    def __init__(self, use_sim_time: bool = True):
+    def __init__(self):
         if not rclpy.ok():
             rclpy.init()
         self.node = Node("g1_track")
-        if use_sim_time:
-            self.node.set_parameters([rclpy.parameter.Parameter("use_sim_time", value=True)])
         # Only the small status message: the clip time is in it, and deserialising every 13 kB reference
         # window here would cost a third of a core in lockstep.
         self.status: TrackingStatus | None = None

@@ -157,7 +157,7 @@ def _run(args) -> int:
     bag = out / "bag"
     opts = GraphOptions(policy=policy, motion_library=str(library), record=str(bag), realtime=args.realtime,
                         duration_s=duration, seed=args.seed, final_state_file=str(out / "sim_final.json"),
-                        motion=motion_name, motion_at_s=args.stand_s)
+                        motion=motion_name, motion_at_s=args.stand_s, visualization=args.foxglove)
     nodes = tracking_graph(opts)
     print(f"g1 track: motion {motion_name!r} ({clip_s:.1f} s), controller "
           f"{Path(policy).name if policy else 'baseline:passthrough (not a tracker)'}, "
@@ -174,7 +174,7 @@ def _run(args) -> int:
             procs.start(spec.name, _argv(spec, uses_sim_time(opts)), required=spec.required)
         if args.foxglove:
             procs.start("foxglove_bridge", [sys.executable, "-m", "g1_bringup.foxglove_bridge"], required=False)
-        session = TrackSession(use_sim_time=uses_sim_time(opts))
+        session = TrackSession()  # reads sim time from the status stamps: no /clock subscription needed
         outcome.update(session.run(procs, motion_name, clip_s=clip_s, limit_s=duration,
                                    show_progress=not args.quiet, injections=injections))
     except KeyboardInterrupt:

@@ -40,7 +40,7 @@ def _graph(context):
     actions = []
     for spec in tracking_graph(opts):
         actions.append(Node(package=spec.package, executable=spec.executable, name=spec.name, output="screen",
-                            parameters=[*map(str, spec.param_files), {**spec.params, "use_sim_time": use_sim_time}]))
+                            parameters=[*map(str, spec.param_files), {"use_sim_time": use_sim_time, **spec.params}]))
     urdf = generate_urdf()
     actions.append(Node(package="robot_state_publisher", executable="robot_state_publisher", name="robot_state_publisher",
                         parameters=[{"robot_description": urdf, "use_sim_time": use_sim_time}]))
