@@ -66,6 +66,8 @@ class GraphOptions:
     motion: str = ""                 # play this motion by itself (motion_server autoplay) ...
     motion_at_s: float = 3.0         # ... at this time, once the robot stands (policy starts standing)
     visualization: bool = True       # reference ghost + key-body markers (RViz / Foxglove)
+    pushes: list = field(default_factory=list)  # sim: [(t_s, (vx, vy, vz)), ...] scheduled velocity kicks
+    extra_peers: list = field(default_factory=list)  # lockstep: more readiness names (e.g. g1_track's monitor)
 
 
 def uses_sim_time(opts: GraphOptions) -> bool:
@@ -104,11 +106,13 @@ def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
                           param_files=[config_file("g1_tracker_policy", "policy.yaml")],
                           params=policy_params))
     if opts.hardware == "sim":
-        peers = [n.name for n in nodes]
+        peers = [n.name for n in nodes] + list(opts.extra_peers)
         sim_params = {"mode": "lockstep" if lockstep else "realtime", "seed": opts.seed,
                       "duration_s": float(opts.duration_s)}
         if lockstep:
             sim_params["lockstep_peers"] = peers
+        if opts.pushes:
+            sim_params["scheduled_pushes"] = [float(x) for t, v in opts.pushes for x in (t, *v)]
         if opts.final_state_file:
             sim_params["final_state_file"] = opts.final_state_file
         nodes.append(NodeSpec("g1_sim", "g1_hardware", "g1_sim", "g1_hardware.sim_node",

@@ -2,7 +2,7 @@
 
 The graph scripts itself (the policy starts standing and tracks as soon as the motion server's
 autoplay starts the clip), so this node only watches ``tracking_status`` and ``reference_window`` and,
-for robustness tests, injects faults (``sim/push``, killing a node) at given clip times.
+for robustness tests, kills a node at a given clip time (pushes are scheduled in the simulator).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rclpy.node import Node
 
 from g1_common import topics
 from g1_interfaces.msg import TrackingStatus
-from g1_interfaces.srv import PushRobot
+from std_msgs.msg import String
 
 MODE_NAMES = {0: "passive", 1: "stand", 2: "track", 3: "hold", 4: "damp"}
 
@@ -24,17 +24,23 @@ class SessionError(RuntimeError):
 
 
 class TrackSession:
+    NAME = "g1_track"
+
     def __init__(self):
         if not rclpy.ok():
             rclpy.init()
-        self.node = Node("g1_track")
+        self.node = Node(self.NAME)
         # Only the small status message: the clip time is in it, and deserialising every 13 kB reference
         # window here would cost a third of a core in lockstep.
         self.status: TrackingStatus | None = None
         self.events: list[dict] = []
         self._last_mode = None
-        self.node.create_subscription(TrackingStatus, topics.TRACKING_STATUS, self._on_status, topics.CONTROL_QOS)
-        self.push_client = self.node.create_client(PushRobot, topics.SIM_PUSH)
+        self._status_sub = self.node.create_subscription(TrackingStatus, topics.TRACKING_STATUS, self._on_status,
+                                                         topics.CONTROL_QOS)
+        # A lockstep peer: the simulator starts only once this monitor hears the status (else a fast run
+        # could be over before discovery completes).
+        self._ready_pub = self.node.create_publisher(String, topics.READY, topics.LATCHED_QOS)
+        self._ready_sent = False
 
     # --- subscriptions ---
     def _on_status(self, msg: TrackingStatus):
@@ -57,6 +63,9 @@ class TrackSession:
         deadline = time.monotonic() + timeout_wall_s
         while time.monotonic() < deadline:
             rclpy.spin_once(self.node, timeout_sec=0.02)
+            if not self._ready_sent and self._status_sub.get_publisher_count() > 0:
+                self._ready_pub.publish(String(data=self.NAME))
+                self._ready_sent = True
             if predicate():
                 return True
             if procs is not None:
@@ -77,12 +86,7 @@ class TrackSession:
 
     # --- the run ---
     def _inject(self, fault: dict, procs) -> None:
-        if fault["kind"] == "push":
-            req = PushRobot.Request()
-            req.linear_velocity.x, req.linear_velocity.y, req.linear_velocity.z = fault["velocity"]
-            res = self._call(self.push_client, req, "sim/push", procs)
-            self._event(f"injected push {fault['velocity']} m/s: {res.message or res.success}")
-        elif fault["kind"] == "kill":
+        if fault["kind"] == "kill":
             victims = [p for p in procs.procs if p.name == fault["node"]]
             if not victims:
                 raise SessionError(f"--inject kill: no node named {fault['node']!r} "

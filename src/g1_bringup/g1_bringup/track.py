@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .graph import GraphOptions, NodeSpec, tracking_graph, uses_sim_time
+from .session import TrackSession
 
 STOP_ORDER = ["g1_sim", "g1_driver", "g1_policy", "motion_server", "foxglove_bridge", "g1_recorder"]
 
@@ -46,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="do not echo node logs")
     parser.add_argument("--inject", action="append", default=[], metavar="FAULT",
                         help="fault injection at a clip time, for robustness tests: 'push@T:VX,VY,VZ' "
-                             "(velocity kick, m/s, sim only) or 'kill@T:NODE' (e.g. kill@2.0:motion_server); "
-                             "repeatable")
+                             "(velocity kick of the pelvis, m/s, world; scheduled in the simulator at exactly "
+                             "stand time + T) or 'kill@T:NODE' (e.g. kill@2.0:motion_server); repeatable")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,26 +158,32 @@ def _run(args) -> int:
     bag = out / "bag"
     opts = GraphOptions(policy=policy, motion_library=str(library), record=str(bag), realtime=args.realtime,
                         duration_s=duration, seed=args.seed, final_state_file=str(out / "sim_final.json"),
-                        motion=motion_name, motion_at_s=args.stand_s, visualization=args.foxglove)
+                        motion=motion_name, motion_at_s=args.stand_s, visualization=args.foxglove,
+                        extra_peers=[TrackSession.NAME],  # the sim waits until the monitor sees the status
+                        # pushes are scheduled in the simulator at exact times: reproducible, no race
+                        pushes=[(args.stand_s + f["at_s"], f["velocity"]) for f in injections if f["kind"] == "push"])
     nodes = tracking_graph(opts)
     print(f"g1 track: motion {motion_name!r} ({clip_s:.1f} s), controller "
           f"{Path(policy).name if policy else 'baseline:passthrough (not a tracker)'}, "
           f"{'real time' if args.realtime else 'lockstep'}; output {out}", file=sys.stderr)
 
     from .processes import ProcessGroup
-    from .session import TrackSession
 
     procs = ProcessGroup(log_dir=out / "logs", echo=not args.quiet)
     session = None
-    outcome = {"motion": motion_name, "controller": policy or "baseline:passthrough", "events": []}
+    outcome = {"motion": motion_name, "controller": policy or "baseline:passthrough", "events": [
+        {"t_s": round(t, 3), "event": f"scheduled push {list(v)} m/s"} for t, v in opts.pushes]}
     try:
         for spec in nodes:
             procs.start(spec.name, _argv(spec, uses_sim_time(opts)), required=spec.required)
         if args.foxglove:
             procs.start("foxglove_bridge", [sys.executable, "-m", "g1_bringup.foxglove_bridge"], required=False)
         session = TrackSession()  # reads sim time from the status stamps: no /clock subscription needed
+        scheduled = outcome["events"]
         outcome.update(session.run(procs, motion_name, clip_s=clip_s, limit_s=duration,
-                                   show_progress=not args.quiet, injections=injections))
+                                   show_progress=not args.quiet,
+                                   injections=[f for f in injections if f["kind"] != "push"]))
+        outcome["events"] = scheduled + outcome["events"]
     except KeyboardInterrupt:
         outcome["events"].append({"event": "interrupted by Ctrl-C"})
         print("\ng1 track: interrupted, stopping the graph and closing the bag", file=sys.stderr)

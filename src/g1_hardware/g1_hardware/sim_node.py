@@ -68,6 +68,9 @@ PARAMETERS = {
     "final_state_file": "",                # write a JSON summary (state hash, RTF, lateness) at exit
     "publish_ground_truth": True,
     "executor": "events",                  # "events" (EventsExecutor) | "single_threaded" (for comparison)
+    # Pushes at exact sim times, for reproducible robustness tests: [t_s, vx, vy, vz, t_s, ...] (m/s, world).
+    # Unlike the sim/push service, they cannot race a lockstep run.
+    "scheduled_pushes": Parameter.Type.DOUBLE_ARRAY,
 }
 
 
@@ -101,6 +104,7 @@ class SimNode(Node):
         self._reset_initial(p)
         self.stats = RunStats()
         self._pending_ops: list = []  # service requests applied between ticks, in arrival order
+        self._scheduled_pushes = self._parse_pushes(p["scheduled_pushes"])
         self.paused = False
         self._step_budget = 0
         self._command_for_tick: JointCommand | None = None
@@ -108,6 +112,21 @@ class SimNode(Node):
         self._create_interfaces()
 
     # --- set-up ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _parse_pushes(values) -> list[tuple[int, np.ndarray]]:
+        values = list(values or [])
+        if len(values) % 4 or not np.all(np.isfinite(values)):
+            raise ValueError(f"parameter scheduled_pushes={values}: give finite groups of [t_s, vx, vy, vz]")
+        pushes = [(int(round(values[i] / robot.CONTROL_PERIOD_S)), np.array(values[i + 1:i + 4]))
+                  for i in range(0, len(values), 4)]
+        return sorted(pushes, key=lambda p: p[0])
+
+    def _run_scheduled_pushes(self) -> None:
+        while self._scheduled_pushes and self._scheduled_pushes[0][0] <= self.sim.tick:
+            _, dv = self._scheduled_pushes.pop(0)
+            self.sim.push(dv)
+            self.get_logger().info(f"scheduled push {dv.tolist()} m/s at t={self.sim.tick * robot.CONTROL_PERIOD_S:.2f} s")
 
     @staticmethod
     def _check_rates(p) -> None:
@@ -317,6 +336,7 @@ class SimNode(Node):
         timeout = self.params["lockstep_command_timeout_s"]
         while rclpy.ok() and not self._done():
             self._run_pending_ops()
+            self._run_scheduled_pushes()
             if not self._may_tick():
                 executor.spin_once(timeout_sec=0.05)
                 continue
@@ -361,6 +381,7 @@ class SimNode(Node):
             next_deadline += period_s
             if step_in_tick == 0:
                 self._run_pending_ops()
+                self._run_scheduled_pushes()
                 if not self._may_tick():
                     continue
             self.sim.step_physics()
