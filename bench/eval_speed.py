@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 
-def track(out: Path, motion: Path) -> float:
+def track(out: Path, library: Path, motion: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "g1_bringup.cli", "track", "--out", str(out), "--quiet", "--motion",
-                    str(motion), "--baseline"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "g1_bringup.cli", "track", "--out", str(out), "--quiet", "--library",
+                    str(library), "--motion", motion, "--baseline"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 
@@ -38,11 +39,16 @@ def main() -> None:
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="g1-eval-bench-"))
     root.mkdir(parents=True, exist_ok=True)
-    motion = default_motion.write_csv(root / "long_squat.csv", duration_s=args.clip_s)
+    from motion_server.importers import import_motion
+    from motion_server.library import MotionLibrary
+
+    csv = default_motion.write_csv(root / "long_squat.csv", duration_s=args.clip_s)
+    library = MotionLibrary(root / "library")
+    library.add(import_motion(csv, name="long_squat", fps=default_motion.FPS).motion)
     runs = []
     for i in range(2):
         out = root / f"run{i}"
-        wall = track(out, motion)
+        wall = track(out, library.root, "long_squat")
         final = json.loads((out / "sim_final.json").read_text())
         report = json.loads((out / "report.json").read_text())
         runs.append({"wall_s": wall, "sim": final, "report": report})

@@ -2,7 +2,8 @@
 
 The bag needs the reference windows, joint states, the simulator's ground truth (root odometry and
 key bodies) and the tracking status; commands are used when present. Messages are deserialised with
-rclpy's C implementation (fast) and aligned by their tick stamps: the robot state at tick k+1 is
+rosbags (twice as fast as rclpy for the nested reference windows, measured) into plain dataclasses
+with the same field names, and aligned by their tick stamps: the robot state at tick k+1 is
 compared with the ``next_frame`` of the reference window of tick k (the frame the command of tick k
 aimed for).
 """
@@ -51,12 +52,14 @@ def _stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
-def read_bag(bag_path: Path) -> dict[str, list]:
-    """{topic: [(stamp_ns, message), ...]} for the topics the evaluator uses."""
-    from rclpy.serialization import deserialize_message
+EVAL_TOPICS = (*REQUIRED_TOPICS, topics.TRACKING_STATUS, topics.JOINT_COMMAND)
+
+
+def read_bag(bag_path: Path, wanted_topics=EVAL_TOPICS) -> dict[str, list]:
+    """{topic: [(stamp_ns, message), ...]} for ``wanted_topics`` (those the bag has)."""
     from rosbags.rosbag2 import Reader
 
-    from .recorder import DEFAULT_TOPICS, _import_class
+    from . import typesys
 
     bag_path = Path(bag_path)
     if not (bag_path / "metadata.yaml").is_file():
@@ -69,10 +72,10 @@ def read_bag(bag_path: Path) -> dict[str, list]:
         if missing:
             raise EvalError(f"{bag_path}: the bag lacks topics {missing} needed for evaluation "
                             f"(it has {sorted(present)}); record with `g1 track` or `g1 record`")
-        wanted = [c for t, c in present.items() if t in DEFAULT_TOPICS]
-        classes = {c.topic: _import_class(DEFAULT_TOPICS[c.topic.lstrip('/')]) for c in wanted}
+        wanted = [c for t, c in present.items() if t in wanted_topics]
+        deserialize = typesys.typestore().deserialize_cdr
         for conn, stamp, data in reader.messages(connections=wanted):
-            out.setdefault(conn.topic.lstrip("/"), []).append((stamp, deserialize_message(data, classes[conn.topic])))
+            out.setdefault(conn.topic.lstrip("/"), []).append((stamp, deserialize(data, conn.msgtype)))
     return out
 
 

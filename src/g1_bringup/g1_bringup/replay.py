@@ -37,7 +37,9 @@ def replay(bag: Path, policy: Path) -> dict:
     from .evaluation import EvalError, _by_tick, read_bag
     from g1_common.ticks import CONTROL_PERIOD_NS
 
-    raw = read_bag(bag)
+    raw = read_bag(bag, wanted_topics=(topics.JOINT_STATES, topics.IMU, topics.REFERENCE_WINDOW,
+                                       topics.JOINT_COMMAND, topics.TRACKING_STATUS, topics.GROUND_TRUTH_ODOM,
+                                       topics.GROUND_TRUTH_KEY_BODIES))
     for t in (topics.IMU, topics.JOINT_COMMAND, topics.TRACKING_STATUS):
         if t not in raw:
             raise EvalError(f"{bag}: replay needs the topic {t!r}, which the bag lacks")
