@@ -18,6 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# bench/motion_server.py would shadow the motion_server package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 
 def track(out: Path, library: Path, motion: str) -> float:
     t0 = time.perf_counter()

@@ -111,6 +111,8 @@ def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
                       "duration_s": float(opts.duration_s)}
         if lockstep:
             sim_params["lockstep_peers"] = peers
+            if opts.motion:  # a scripted evaluation run ends 1 s after the robot was handed to damping
+                sim_params["stop_after_damping_s"] = 1.0
         if opts.pushes:
             sim_params["scheduled_pushes"] = [float(x) for t, v in opts.pushes for x in (t, *v)]
         if opts.final_state_file:

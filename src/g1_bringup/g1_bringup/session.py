@@ -98,8 +98,8 @@ class TrackSession:
             victims[0].required = False  # an injected death is observed, not a reason to abort
             self._event(f"injected kill of {fault['node']}")
 
-    def run(self, procs, motion: str, clip_s: float, limit_s: float,
-            show_progress: bool = True, injections: list | None = None) -> dict:
+    def run(self, procs, motion: str, clip_s: float, limit_s: float, show_progress: bool = True,
+            injections: list | None = None, sim_ends_run: bool = False) -> dict:
         from tqdm import tqdm
 
         if not self._spin_until(lambda: self.status is not None, 120.0, procs, "the first tracking status"):
@@ -134,12 +134,14 @@ class TrackSession:
                     outcome = "the simulator reached the run duration"
                     self._spin_until(lambda: False, 0.5)  # let the last tick's messages arrive
                     break
-                if sim is None and self.status is not None and self.status.mode == 3 and clip_t >= clip_s - 0.05:
-                    hold_since = hold_since if hold_since is not None else now  # real robot: end after the clip
+                # The lockstep simulator ends a scripted run itself (duration, or 1 s of damping), which keeps
+                # the end deterministic; otherwise (real time, the robot) this monitor ends it.
+                if not sim_ends_run and self.status is not None and self.status.mode == 3 and clip_t >= clip_s - 0.05:
+                    hold_since = hold_since if hold_since is not None else now
                     if now - hold_since >= 1.0:
                         outcome = "clip ended"
                         break
-                if self.status is not None and self.status.mode == 4:  # DAMP: a fault stopped tracking
+                if not sim_ends_run and self.status is not None and self.status.mode == 4:  # DAMP after a fault
                     damp_since = damp_since if damp_since is not None else now
                     if now - damp_since >= 1.0:
                         outcome = "damping after a fault"

@@ -182,7 +182,8 @@ def _run(args) -> int:
         scheduled = outcome["events"]
         outcome.update(session.run(procs, motion_name, clip_s=clip_s, limit_s=duration,
                                    show_progress=not args.quiet,
-                                   injections=[f for f in injections if f["kind"] != "push"]))
+                                   injections=[f for f in injections if f["kind"] != "push"],
+                                   sim_ends_run=uses_sim_time(opts)))
         outcome["events"] = scheduled + outcome["events"]
     except KeyboardInterrupt:
         outcome["events"].append({"event": "interrupted by Ctrl-C"})

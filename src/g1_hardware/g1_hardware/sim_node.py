@@ -71,6 +71,10 @@ PARAMETERS = {
     # Pushes at exact sim times, for reproducible robustness tests: [t_s, vx, vy, vz, t_s, ...] (m/s, world).
     # Unlike the sim/push service, they cannot race a lockstep run.
     "scheduled_pushes": Parameter.Type.DOUBLE_ARRAY,
+    # Lockstep evaluation runs: stop once the commands have been pure damping (kp = 0) for this long
+    # (0: never). The robot is down or handed to damping; more ticks add nothing, and ending on the
+    # commands keeps the end of the run deterministic.
+    "stop_after_damping_s": 0.0,
 }
 
 
@@ -105,6 +109,8 @@ class SimNode(Node):
         self.stats = RunStats()
         self._pending_ops: list = []  # service requests applied between ticks, in arrival order
         self._scheduled_pushes = self._parse_pushes(p["scheduled_pushes"])
+        self._damping_ticks = 0
+        self._stopped_by_damping = False
         self.paused = False
         self._step_budget = 0
         self._command_for_tick: JointCommand | None = None
@@ -305,7 +311,16 @@ class SimNode(Node):
 
     def _done(self) -> bool:
         limit = self.params["duration_s"]
-        return limit > 0 and self.sim.tick * robot.CONTROL_PERIOD_S >= limit - 1e-9
+        return self._stopped_by_damping or (limit > 0 and self.sim.tick * robot.CONTROL_PERIOD_S >= limit - 1e-9)
+
+    def _count_damping(self, command: JointCommand | None) -> None:
+        damping = command is None or not any(command.kp)
+        self._damping_ticks = self._damping_ticks + 1 if damping else 0
+        limit = self.params["stop_after_damping_s"]
+        if limit > 0 and self._damping_ticks * robot.CONTROL_PERIOD_S >= limit - 1e-9 and not self._stopped_by_damping:
+            self._stopped_by_damping = True
+            self.get_logger().info(f"stopping: the commands have been damping for {limit:g} s "
+                                   "(stop_after_damping_s)")
 
     def wait_for_peers(self, executor) -> None:
         """Readiness handshake: only /clock at t=0 until every lockstep peer said ready on g1/ready,
@@ -354,6 +369,7 @@ class SimNode(Node):
                 self.sim.damp()
             else:
                 self._apply(command)
+            self._count_damping(command)
             self.sim.step_tick()
 
     def _wait_for_command(self, executor, timeout_s: float) -> JointCommand | None:
