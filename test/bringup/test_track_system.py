@@ -27,7 +27,7 @@ def g1_track(out: Path, *args: str, timeout: float = 600) -> subprocess.Complete
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("track") / "run"
-    g1_track(out, "--duration", "9")
+    g1_track(out, "--duration", "9", "--baseline")
     return out
 
 
@@ -62,7 +62,7 @@ def test_same_bag_evaluated_twice_gives_the_same_numbers(default_run, tmp_path):
 
 def test_pushed_over_robot_reports_failure(tmp_path):
     out = tmp_path / "pushed"
-    g1_track(out, "--inject", "push@1.0:0.0,3.5,0.0", "--duration", "9")
+    g1_track(out, "--inject", "push@1.0:0.0,3.5,0.0", "--duration", "9", "--baseline")
     report = json.loads((out / "report.json").read_text())
     clip = report["per_clip"][0]
     assert clip["success"] is False, clip
@@ -88,7 +88,7 @@ def test_baseline_on_a_g1_moves_clip_gives_honest_numbers(tmp_path, g1_moves_dir
 
 def test_killing_the_motion_server_holds_then_damps_and_still_closes_the_bag(tmp_path):
     out = tmp_path / "killed"
-    g1_track(out, "--inject", "kill@2.0:motion_server")
+    g1_track(out, "--inject", "kill@2.0:motion_server", "--baseline")
     with Reader(out / "bag") as reader:  # the recorder closed a valid bag
         assert reader.message_count > 0
     report = json.loads((out / "report.json").read_text())
@@ -105,7 +105,7 @@ def test_killing_the_motion_server_holds_then_damps_and_still_closes_the_bag(tmp
 
 def test_the_same_lockstep_run_twice_gives_identical_reports(default_run, tmp_path):
     again = tmp_path / "again"
-    g1_track(again, "--duration", "9")
+    g1_track(again, "--duration", "9", "--baseline")
     a = json.loads((default_run / "report.json").read_text())
     b = json.loads((again / "report.json").read_text())
     for key in ("overall", "per_clip", "events", "topic_counts", "commands"):

@@ -64,6 +64,11 @@ PARAMETERS = {
     "lockstep_peers": Parameter.Type.STRING_ARRAY,  # node names that say ready on g1/ready before t=0
     "lockstep_ready_timeout_s": 30.0,      # wall time to wait for the peers
     "lockstep_command_timeout_s": 2.0,     # wall time to wait for the command of a tick -> damping
+    # Wall time between "all peers ready" and t=0. Discovery is asymmetric: a peer's reader can see our
+    # writer (and say ready) before every writer in the graph has matched every reader, e.g. the
+    # policy's status writer and the recorder. Without this settle time the first ticks of some topics
+    # can be missed by the recorder and reruns differ.
+    "lockstep_settle_s": 0.5,
     "duration_s": 0.0,                     # stop after this much sim time (0: run until shut down)
     "final_state_file": "",                # write a JSON summary (state hash, RTF, lateness) at exit
     "publish_ground_truth": True,
@@ -309,6 +314,17 @@ class SimNode(Node):
             return True
         return False
 
+    def flush_publishers(self, timeout_s: float = 1.0) -> None:
+        """Wait until every reliable reader acknowledged what we published: a process that exits right
+        after its last publish can otherwise take the last ticks with it (the recorder would miss them)."""
+        from rclpy.duration import Duration
+
+        for pub in (self.pub_joint_states, self.pub_imu, self.pub_odom, self.pub_key_bodies):
+            try:
+                pub.wait_for_all_acked(Duration(seconds=timeout_s))
+            except Exception:  # noqa: BLE001 - best effort at shutdown
+                pass
+
     def _done(self) -> bool:
         limit = self.params["duration_s"]
         return self._stopped_by_damping or (limit > 0 and self.sim.tick * robot.CONTROL_PERIOD_S >= limit - 1e-9)
@@ -335,6 +351,10 @@ class SimNode(Node):
             matched = not peers or (self.count_publishers(topics.JOINT_COMMAND) >= 1
                                     and self.pub_joint_states.get_subscription_count() >= 1)
             if not missing and matched:
+                settle_end = time.monotonic() + self.params["lockstep_settle_s"]
+                while time.monotonic() < settle_end and rclpy.ok():
+                    self.publish_clock(self.sim.tick)
+                    executor.spin_once(timeout_sec=0.05)
                 return
             if time.monotonic() > deadline:
                 raise LockstepError(f"lockstep: peers {sorted(missing)} did not say ready on {topics.READY} within "
@@ -482,6 +502,8 @@ def main(args=None) -> int:
     finally:
         if node is not None:
             node.write_summary()
+            if rclpy.ok():
+                node.flush_publishers()
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
