@@ -12,6 +12,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml", "README.md"]),
         (f"share/{PACKAGE}/config", glob("config/*")),
+        (f"share/{PACKAGE}/policies", glob("policies/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

@@ -138,3 +138,21 @@ def test_replay_through_the_recording_policy_reproduces_its_commands(tmp_path):
     differ = json.loads(proc.stdout)  # a different policy shows up, far above float32 rounding
     assert differ["target_diff_rad_mean"] > 20 * result["target_diff_rad_mean"]
     assert differ["target_diff_rad_max"] > 1e-3
+
+
+def test_shipped_policy_is_the_default_and_tracks_the_default_motion(tmp_path):
+    """`g1 track` with no arguments: the shipped policy (not the baseline) on the embedded motion."""
+    from g1_bringup import shipped
+    from g1_tracker_policy import contract
+
+    policy = shipped.default_policy()
+    assert policy is not None, "no shipped policy: src/g1_tracker_policy/policies/default.onnx"
+    contract.load_artifact(policy)  # metadata and golden vectors check out
+    out = tmp_path / "shipped"
+    g1_track(out)
+    report = json.loads((out / "report.json").read_text())
+    assert report["controller"].startswith("policy:")
+    clip = report["per_clip"][0]
+    assert clip["motion"] == "g1_squat_wave" and clip["success"], clip
+    assert clip["E_mpkpe_mm"] < 100.0
+    assert report["commands"]["all_finite"] and report["commands"]["within_joint_limits"]

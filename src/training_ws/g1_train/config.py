@@ -23,6 +23,12 @@ class MotionCfg:
     #: optional name filter (substring match) applied after loading
     names: list[str] = field(default_factory=list)
     max_clips: int = 0  # 0 = all
+    #: stand-start clips (deployment start): for every clip also train on what `g1 track` plays
+    #: after standing - motion_server's ReferencePlayer blending from the default standing pose into the
+    #: clip's first frame over ``stand_start_blend_s``, then the first ``stand_start_s`` seconds of the
+    #: clip. Episodes of these clips start at rest in the standing pose. 0 = off.
+    stand_start_s: float = 0.0
+    stand_start_blend_s: float = 2.0
 
 
 @dataclass
@@ -103,6 +109,10 @@ class EnvCfg:
     num_envs: int = 64
     seed: int = 0
     action_scale: float = 0.25
+    #: PD gains of the joint targets, written into the exported artifact: "tracking" = g1_description's
+    #: robot.KP/KD (armature-derived), "stand" = robot.STAND_KP/STAND_KD (the stiff gains the policy node
+    #: stands with and the pass-through baseline uses; within the contract's limits).
+    gains: str = "tracking"
     motions: MotionCfg = field(default_factory=MotionCfg)
     sampling: SamplingCfg = field(default_factory=SamplingCfg)
     randomization: RandomizationCfg = field(default_factory=RandomizationCfg)

@@ -42,6 +42,18 @@ def deployment_observation_config(cfg: EnvCfg) -> obs_lib.ObservationConfig:
                                      reference_terms=tuple(o.reference_terms), future_offsets=offsets)
 
 
+GAINS = ("tracking", "stand")
+
+
+def pd_gains(cfg: EnvCfg) -> tuple[np.ndarray, np.ndarray]:
+    """(kp, kd) of the joint PD for ``cfg.gains``; the env simulates with them and the export writes them."""
+    if cfg.gains == "tracking":
+        return robot.KP.copy(), robot.KD.copy()
+    if cfg.gains == "stand":
+        return np.array(robot.STAND_KP, dtype=np.float64), np.array(robot.STAND_KD, dtype=np.float64)
+    raise ValueError(f"env.gains {cfg.gains!r}: expected one of {GAINS}")
+
+
 def build_train_model(terrain_height_m: float) -> mujoco.MjModel:
     """The simulator's model (``mjcf.build_sim_spec``: torque motors, per-motor armature, 500 Hz) plus a
     heightfield for terrain-height randomisation (flat while its data is zero)."""
@@ -122,7 +134,7 @@ class TrackingEnv:
         self.torso_id = m.body("torso_link").id
         self.key_ids = np.array([m.body(b).id for b in motions.key_body_names])
         self.default_q = robot.DEFAULT_JOINT_POS.copy()
-        self.kp, self.kd, self.effort = robot.KP.copy(), robot.KD.copy(), robot.EFFORT_LIMIT.copy()
+        (self.kp, self.kd), self.effort = pd_gains(cfg), robot.EFFORT_LIMIT.copy()
         self.sampler = AdaptiveSampler(motions, cfg.sampling, self.rng, self.dt)
 
         # per-env randomisation parameters (privileged information for the teacher)

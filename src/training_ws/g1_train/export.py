@@ -23,6 +23,7 @@ from g1_description import robot
 from g1_tracker_policy import contract
 
 from .config import TrainCfg, to_dict
+from .env import pd_gains
 from .models import CausalTransformerModel, ExportFeedForward, ExportTransformerWindow, count_parameters
 from .train import latest_checkpoint, make_env, model_dict
 
@@ -71,6 +72,7 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
                 break  # the golden protocol is one episode from a reset
     golden_in, golden_out = np.stack(inputs), np.stack(outputs)
 
+    kp, kd = pd_gains(cfg.env)  # the gains the policy was trained with
     d = env.obs_cfg.size
     if isinstance(model, CausalTransformerModel):
         wrapper = ExportTransformerWindow(model).eval()
@@ -94,6 +96,6 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
         "train_config": to_dict(cfg),
     }
     return contract.write_artifact(out_path, onnx_model, model_kind=kind, observation=env.obs_cfg,
-                                   kp=robot.KP, kd=robot.KD, action_scale=cfg.env.action_scale,
+                                   kp=kp, kd=kd, action_scale=cfg.env.action_scale,
                                    action_offset=robot.DEFAULT_JOINT_POS, provenance=provenance,
                                    golden_inputs=golden_in, golden_outputs=golden_out)

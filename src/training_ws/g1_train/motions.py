@@ -94,6 +94,39 @@ def _at_control_rate(motion):
     return motion
 
 
+STAND_START_SUFFIX = "@stand_start"
+
+
+def stand_start_motion(motion, blend_s: float, play_s: float):
+    """What the motion server publishes when ``motion`` is played from the default standing pose: the
+    frames of ``motion_server.player.ReferencePlayer`` (imported, not re-implemented) at the control
+    rate - the smoothstep blend-in (state BLEND_IN, zero velocity at both ends) and then the first
+    ``play_s`` seconds of the clip, re-anchored to the standing robot. Frame k is the player's frame at
+    t = (k + 1) dt after the play request (the "next frame" of the window of tick k), so frame 0 is
+    the standing pose to within one tick of the blend."""
+    import dataclasses
+
+    from motion_server.player import Pose, ReferencePlayer
+
+    player = ReferencePlayer(blend_in_s=blend_s)
+    player.set_robot_pose(Pose.default_standing())
+    player.play(motion)
+    dt = robot.CONTROL_PERIOD_S
+    n = int(round((blend_s + min(play_s, motion.duration_s)) / dt))
+    names = ("joint_pos", "joint_vel", "root_pos", "root_quat_wxyz", "root_lin_vel", "root_ang_vel", "key_body_pos")
+    frames = {k: [] for k in names}
+    for i in range(n):
+        w = player.window(i * dt)
+        for k in names:
+            frames[k].append(getattr(w, k)[0])
+    out = dataclasses.replace(motion, name=motion.name + STAND_START_SUFFIX, fps=robot.CONTROL_RATE_HZ,
+                              provenance={**dict(motion.provenance), "stand_start": {"blend_s": blend_s,
+                                                                                    "play_s": play_s}},
+                              **{k: np.asarray(v, dtype=np.float64) for k, v in frames.items()})
+    out.validate()
+    return out
+
+
 def load_motion_set(cfg: MotionCfg, min_frames: int = 10) -> MotionSet:
     paths = _expand(list(cfg.sources))
     if not paths:
@@ -114,6 +147,8 @@ def load_motion_set(cfg: MotionCfg, min_frames: int = 10) -> MotionSet:
             break
     if not motions:
         raise MotionLoadError(f"no usable clips among {len(paths)} files (filter names={cfg.names})")
+    if cfg.stand_start_s > 0:
+        motions += [stand_start_motion(m, cfg.stand_start_blend_s, cfg.stand_start_s) for m in motions]
     lengths = np.array([m.num_frames for m in motions])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
 

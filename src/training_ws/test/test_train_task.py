@@ -117,11 +117,63 @@ def test_diversity_balance_equalises_clusters(motions):
     np.testing.assert_allclose(mass, mass[0])
 
 
+def test_stand_start_clip_is_the_motion_servers_blend_in_from_standing(g1_moves):
+    """A stand-start clip = what motion_server's ReferencePlayer publishes when the clip is played from
+    the default standing pose (the deployment start of `g1 track`), and its episodes start at rest there."""
+    from motion_server.importers import import_motion
+    from motion_server.player import Pose, ReferencePlayer
+    from motion_server.reference import WindowState
+
+    clip = g1_moves / "bonus" / "B_HandsUp.csv"
+    ms = load_motion_set(MotionCfg(sources=[str(clip)], stand_start_s=1.0, stand_start_blend_s=2.0))
+    assert ms.names == ["B_HandsUp", "B_HandsUp@stand_start"]
+    s, n = ms.start[1], ms.length[1]
+    assert n == round(3.0 / robot.CONTROL_PERIOD_S)
+    # frames == the player's "next frame" of each tick's window, independently recomputed here
+    player = ReferencePlayer(blend_in_s=2.0)
+    player.set_robot_pose(Pose.default_standing())
+    player.play(import_motion(clip).motion)
+    states = []
+    for k in range(n):
+        w = player.window(k * robot.CONTROL_PERIOD_S)
+        states.append(w.state)
+        np.testing.assert_allclose(ms.joint_pos[s + k], w.joint_pos[0], atol=1e-5)
+        np.testing.assert_allclose(ms.root_pos[s + k], w.root_pos[0], atol=1e-5)
+        np.testing.assert_allclose(ms.key_body_pos[s + k], w.key_body_pos[0], atol=1e-5)
+    assert states[0] == WindowState.BLEND_IN and states[-1] == WindowState.PLAYING
+    # it starts (to within one tick of the smoothstep) in the standing pose, at rest
+    np.testing.assert_allclose(ms.joint_pos[s], robot.DEFAULT_JOINT_POS, atol=1e-3)
+    assert ms.root_pos[s, 2] == pytest.approx(robot.DEFAULT_ROOT_HEIGHT_M, abs=1e-4)
+    assert np.abs(ms.joint_vel[s]).max() < 0.05 and np.abs(ms.root_lin_vel[s]).max() < 0.05
+    # an episode of that clip starts the robot in the standing pose (reference state initialisation)
+    cfg = EnvCfg(num_envs=2, seed=0)
+    cfg.randomization.enabled = False
+    env = TrackingEnv(cfg, ms)
+    env.sampler.completion[:] = [1.0, 10.0]  # sample the stand-start clip only
+    env.sampler.max_kp_error[0] = 0.0
+    env.reset(np.ones(2, dtype=bool))
+    assert np.all(env.clip == 1) and np.all(env.frame == 0)
+    np.testing.assert_allclose(env.state.joint_pos, np.tile(robot.DEFAULT_JOINT_POS, (2, 1)), atol=1e-3)
+
+
+def test_pd_gains_are_the_descriptions(motions):
+    from g1_train.env import pd_gains
+
+    cfg = EnvCfg(num_envs=1, gains="stand")
+    np.testing.assert_array_equal(pd_gains(cfg)[0], robot.STAND_KP)
+    np.testing.assert_array_equal(pd_gains(cfg)[1], robot.STAND_KD)
+    np.testing.assert_array_equal(pd_gains(EnvCfg())[0], robot.KP)
+    cfg.randomization.enabled = False
+    np.testing.assert_array_equal(TrackingEnv(cfg, motions).kp, robot.STAND_KP)
+    with pytest.raises(ValueError, match="env.gains"):
+        pd_gains(EnvCfg(gains="soft"))
+
+
 def test_configs_parse_and_unknown_keys_are_named(tmp_path):
     from g1_train.config import ConfigError, load_config
     from train_testutil import WS
 
-    for name in ("g1_moves.yaml", "smoke.yaml"):
+    for name in ("g1_moves.yaml", "smoke.yaml", "default_policy.yaml"):
         cfg = load_config(WS / "configs" / name, ["env.num_envs=3"])
         assert cfg.env.num_envs == 3 and cfg.teacher.kind == "moe"
     bad = tmp_path / "bad.yaml"
