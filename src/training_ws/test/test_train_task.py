@@ -173,7 +173,7 @@ def test_configs_parse_and_unknown_keys_are_named(tmp_path):
     from g1_train.config import ConfigError, load_config
     from train_testutil import WS
 
-    for name in ("g1_moves.yaml", "smoke.yaml", "default_policy.yaml"):
+    for name in ("multi_clip.yaml", "smoke.yaml", "default_policy.yaml"):
         cfg = load_config(WS / "configs" / name, ["env.num_envs=3"])
         assert cfg.env.num_envs == 3 and cfg.teacher.kind == "moe"
     bad = tmp_path / "bad.yaml"
