@@ -5,10 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import pytest
 import rclpy
 from rclpy.node import Node
 from rosbags.rosbag2 import Reader

@@ -8,6 +8,7 @@ flat and under the hips while the pelvis goes down and up; the arms wave in the 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -83,11 +84,9 @@ def generate(duration_s: float = DURATION_S, fps: float = FPS) -> dict[str, np.n
     return {"fps": np.float64(fps), "root_pos": root, "root_quat_wxyz": quat, "joint_pos": q}
 
 
-def write_csv(path, duration_s: float = DURATION_S) -> "Path":
+def write_csv(path, duration_s: float = DURATION_S) -> Path:
     """Write the default motion as a G1-Moves style CSV (root xyz, quaternion xyzw, 29 joints), so it
     enters the library through the same importer as any user clip."""
-    from pathlib import Path
-
     frames = generate(duration_s)
     wxyz = frames["root_quat_wxyz"]
     rows = np.concatenate([frames["root_pos"], wxyz[:, [1, 2, 3, 0]], frames["joint_pos"]], axis=1)

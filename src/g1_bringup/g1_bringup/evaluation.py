@@ -250,7 +250,7 @@ def _fmt(v, digits=3):
 
 def markdown(report: dict) -> str:
     o = report["overall"]
-    lines = [f"# Tracking report", "", f"Bag: `{report['bag']}`  ", f"Controller: `{report['controller']}`", ""]
+    lines = ["# Tracking report", "", f"Bag: `{report['bag']}`  ", f"Controller: `{report['controller']}`", ""]
     if report["controller"] and str(report["controller"]).startswith("baseline"):
         lines += ["> This run used a **baseline** controller (reference pass-through), not a trained tracker: "
                   "its numbers are the bar a policy must beat.", ""]

@@ -18,7 +18,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from g1_common import conversions, topics
-from g1_description import mjcf, robot, urdf
+from g1_description import mjcf, urdf
 
 from . import typesys
 from .recorder import DEFAULT_TOPICS, RECORD_QOS, _import_class, header_stamp_ns

@@ -22,7 +22,6 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.rosbag2.enums import CompressionFormat, CompressionMode  # noqa: F401  (documented options)
 from std_msgs.msg import String
 
 from g1_common import topics

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from geometry_msgs.msg import Point, Quaternion, Vector3
 from sensor_msgs.msg import Imu, JointState
 
 from g1_description import robot

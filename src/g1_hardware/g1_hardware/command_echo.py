@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
+
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -22,7 +22,7 @@ from std_msgs.msg import String
 
 from g1_common import conversions, ticks, topics
 from g1_description import robot
-from g1_hardware.shutdown import RCLError, interrupted
+from g1_hardware.shutdown import run_until_shutdown
 from g1_interfaces.msg import JointCommand
 
 _ARM_WAVE_JOINTS = [robot.JOINT_INDEX["left_shoulder_pitch_joint"], robot.JOINT_INDEX["right_shoulder_pitch_joint"]]
@@ -70,20 +70,13 @@ def main(args=None) -> int:
     node = CommandEcho()
     executor = EventsExecutor()
     executor.add_node(node)
-    try:
+
+    def spin():
         while rclpy.ok():
             node.maybe_say_ready()
             executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RCLError as exc:
-        if not interrupted(exc):
-            raise
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+
+    return run_until_shutdown(node, spin)
 
 
 if __name__ == "__main__":

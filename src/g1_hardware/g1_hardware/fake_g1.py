@@ -18,14 +18,14 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
+
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from g1_description import robot
-from g1_hardware.shutdown import RCLError, interrupted
+from g1_hardware.shutdown import run_until_shutdown
 from g1_hardware.sim_core import MotorCommand, MujocoG1, SimConfig
 from g1_hardware.unitree_lowlevel import LOWCMD_STRUCT, MOTOR_ENABLE, crc_of_packed, lowstate_crc
 from unitree_hg.msg import LowCmd, LowState
@@ -136,18 +136,7 @@ def main(args=None) -> int:
     node = FakeG1()
     executor = EventsExecutor()
     executor.add_node(node)
-    try:
-        node.run(executor)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RCLError as exc:
-        if not interrupted(exc):
-            raise
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_until_shutdown(node, lambda: node.run(executor))
 
 
 if __name__ == "__main__":

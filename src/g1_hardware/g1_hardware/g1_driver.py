@@ -16,7 +16,7 @@ import time
 import numpy as np
 import rclpy
 from geometry_msgs.msg import Quaternion, Vector3
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -26,7 +26,7 @@ from std_srvs.srv import SetBool
 
 from g1_common import conversions, topics
 from g1_description import robot
-from g1_hardware.shutdown import RCLError, interrupted
+from g1_hardware.shutdown import RCLError, run_until_shutdown
 from g1_hardware.sim_core import CommandError, CommandLimits
 from g1_hardware.unitree_lowlevel import Decimator, DriverConfig, DriverCore, LowCmdFrame
 from g1_interfaces.msg import JointCommand
@@ -188,18 +188,7 @@ def main(args=None) -> int:
     node = G1Driver()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RCLError as exc:
-        if not interrupted(exc):
-            raise
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_until_shutdown(node, executor.spin)
 
 
 if __name__ == "__main__":

@@ -275,10 +275,7 @@ class PolicyNode(Node):
     def run_tick(self, inp: TickInputs, gyro, stamp, lateness_s: float = 0.0) -> None:
         start = time.monotonic()
         t0 = time.perf_counter()
-        run = None
-        if self.controller is not None:
-            def run():
-                return self._run_controller(inp, gyro)
+        run = None if self.controller is None else (lambda: self._run_controller(inp, gyro))
         prev_mode = self.sm.mode
         result = self.sm.tick(inp, run)
         cmd = result.command
