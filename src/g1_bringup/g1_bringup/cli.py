@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module, one-line help). The module has add_arguments(parser) and run(args) -> int, or
@@ -53,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_module", None):
         parser.print_help()
         return 0
-    return int(_entry(importlib.import_module(args._module), args.command, "run")(args) or 0)
+    try:
+        return int(_entry(importlib.import_module(args._module), args.command, "run")(args) or 0)
+    except BrokenPipeError:  # `g1 motions list | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
