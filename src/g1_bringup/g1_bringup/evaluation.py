@@ -21,12 +21,21 @@ import numpy as np
 
 from g1_common import topics
 from g1_description import robot
+from g1_tracker_policy.observation import quat_to_rotmat
+from g1_tracker_policy.safety import Mode
 
 from . import metrics as M
 
 REQUIRED_TOPICS = (topics.REFERENCE_WINDOW, topics.JOINT_STATES, topics.GROUND_TRUTH_ODOM,
                    topics.GROUND_TRUTH_KEY_BODIES)
-MODE_NAMES = {0: "passive", 1: "stand", 2: "track", 3: "hold", 4: "damp"}
+
+
+def mode_name(mode: int) -> str:
+    """'passive', 'stand', 'track', 'hold' or 'damp' (the TrackingStatus MODE_* values)."""
+    try:
+        return Mode(mode).name.lower()
+    except ValueError:
+        return str(mode)
 
 
 class EvalError(RuntimeError):
@@ -43,9 +52,8 @@ class BagData:
 
 
 def _quat_rotate(q_wxyz: np.ndarray, v: np.ndarray) -> np.ndarray:
-    w, xyz = q_wxyz[..., :1], q_wxyz[..., 1:]
-    t = 2.0 * np.cross(xyz, v)
-    return v + w * t + np.cross(xyz, t)
+    """Body-frame vectors (N, 3) into the world frame."""
+    return np.einsum("nij,nj->ni", quat_to_rotmat(q_wxyz), v)
 
 
 def _stamp_ns(header) -> int:
@@ -192,7 +200,7 @@ def _events(status: dict) -> list[dict]:
     for i, t in enumerate(status["t_s"]):
         mode, wd = int(status["mode"][i]), int(status["watchdog"][i])
         if mode != prev_mode:
-            events.append({"t_s": float(t), "event": f"mode -> {MODE_NAMES.get(mode, mode)}"})
+            events.append({"t_s": float(t), "event": f"mode -> {mode_name(mode)}"})
             prev_mode = mode
         if wd != prev_wd and wd != 0:
             events.append({"t_s": float(t), "event": f"watchdog: {status['detail'][i] or wd}"})

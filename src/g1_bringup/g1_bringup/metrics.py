@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from g1_tracker_policy.observation import quat_to_rotmat, yaw_from_quat
+
 HEIGHT_TERMINATION_M = 0.25
 ORIENTATION_TERMINATION_RAD = 1.0
 
@@ -53,19 +55,13 @@ class TrackingRecord:
 
 def _up_axis(quat_wxyz: np.ndarray) -> np.ndarray:
     """World z axis of the body frame (third column of the rotation matrix), batched."""
-    w, x, y, z = np.moveaxis(quat_wxyz, -1, 0)
-    return np.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], axis=-1)
-
-
-def _yaw(quat_wxyz: np.ndarray) -> np.ndarray:
-    w, x, y, z = np.moveaxis(quat_wxyz, -1, 0)
-    return np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    return quat_to_rotmat(quat_wxyz)[..., :, 2]
 
 
 def _heading_relative(points: np.ndarray, root: np.ndarray, quat: np.ndarray) -> np.ndarray:
     """Key-body positions relative to the root, rotated into the root's heading (yaw) frame."""
     rel = points - root[:, None, :]
-    yaw = _yaw(quat)
+    yaw = yaw_from_quat(quat)
     c, s = np.cos(-yaw)[:, None], np.sin(-yaw)[:, None]
     x, y = rel[..., 0], rel[..., 1]
     return np.stack([c * x - s * y, s * x + c * y, rel[..., 2]], axis=-1)

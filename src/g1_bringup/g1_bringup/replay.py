@@ -21,7 +21,6 @@ import numpy as np
 from g1_common import conversions, topics
 from g1_description import robot
 
-MODE_TRACK = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def replay(bag: Path, policy: Path) -> dict:
     from g1_tracker_policy import contract
     from g1_tracker_policy.controllers import PolicyController, RobotState
+    from g1_tracker_policy.safety import Mode
 
     from .evaluation import EvalError, _by_tick, read_bag
     from g1_common.ticks import CONTROL_PERIOD_NS
@@ -51,7 +51,7 @@ def replay(bag: Path, policy: Path) -> dict:
     from g1_interfaces.msg import JointCommand
 
     ticks = sorted(k for k in commands if k in states and k in imus and k in windows and k in status
-                   and status[k].mode == MODE_TRACK and commands[k].source == JointCommand.SOURCE_POLICY)
+                   and status[k].mode == Mode.TRACK and commands[k].source == JointCommand.SOURCE_POLICY)
     if not ticks:
         raise EvalError(f"{bag}: no tick where a policy was tracking (mode TRACK, command source POLICY); "
                         "a baseline run has nothing to replay")

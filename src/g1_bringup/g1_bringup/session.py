@@ -14,9 +14,11 @@ from rclpy.node import Node
 
 from g1_common import topics
 from g1_interfaces.msg import TrackingStatus
+from g1_tracker_policy.safety import Mode
+
+from .evaluation import mode_name
 from std_msgs.msg import String
 
-MODE_NAMES = {0: "passive", 1: "stand", 2: "track", 3: "hold", 4: "damp"}
 
 
 class SessionError(RuntimeError):
@@ -46,7 +48,7 @@ class TrackSession:
     def _on_status(self, msg: TrackingStatus):
         self.status = msg
         if msg.mode != self._last_mode:
-            self._event(f"mode -> {MODE_NAMES.get(msg.mode, msg.mode)}"
+            self._event(f"mode -> {mode_name(msg.mode)}"
                         + (f" ({msg.watchdog_detail})" if msg.watchdog_detail else ""))
             self._last_mode = msg.mode
 
@@ -76,15 +78,6 @@ class TrackSession:
                                        f"waiting for {what}:\n{tail}")
         return False
 
-    def _call(self, client, request, what: str, procs):
-        if not self._spin_until(client.service_is_ready, 30.0, procs, f"the {what} service"):
-            raise SessionError(f"service {client.srv_name} did not appear")
-        future = client.call_async(request)
-        if not self._spin_until(future.done, 30.0, procs, f"the {what} response"):
-            raise SessionError(f"service {client.srv_name} did not answer")
-        return future.result()
-
-    # --- the run ---
     def _inject(self, fault: dict, procs) -> None:
         if fault["kind"] == "kill":
             victims = [p for p in procs.procs if p.name == fault["node"]]
@@ -136,12 +129,12 @@ class TrackSession:
                     break
                 # The lockstep simulator ends a scripted run itself (duration, or 1 s of damping), which keeps
                 # the end deterministic; otherwise (real time, the robot) this monitor ends it.
-                if not sim_ends_run and self.status is not None and self.status.mode == 3 and clip_t >= clip_s - 0.05:
+                if not sim_ends_run and self.status is not None and self.status.mode == Mode.HOLD and clip_t >= clip_s - 0.05:
                     hold_since = hold_since if hold_since is not None else now
                     if now - hold_since >= 1.0:
                         outcome = "clip ended"
                         break
-                if not sim_ends_run and self.status is not None and self.status.mode == 4:  # DAMP after a fault
+                if not sim_ends_run and self.status is not None and self.status.mode == Mode.DAMP:  # after a fault
                     damp_since = damp_since if damp_since is not None else now
                     if now - damp_since >= 1.0:
                         outcome = "damping after a fault"
