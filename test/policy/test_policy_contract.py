@@ -11,7 +11,7 @@ from g1_description import robot
 from g1_tracker_policy import contract as c
 from g1_tracker_policy.controllers import OnnxPolicyRunner, PassthroughController, PolicyController, RobotState
 from g1_tracker_policy.observation import ObservationConfig
-from g1_tracker_policy.testing import make_test_policy, standing_window
+from g1_tracker_policy.testing import build_model, make_test_policy, standing_window
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_refuses_wrong_joint_order(artifacts, tmp_path):
     assert e.value.field == "joint_names"
 
 
-@pytest.mark.parametrize("field", ["kp", "observation", "golden", "action_scale"])
+@pytest.mark.parametrize("field", ["kp", "observation", "golden", "action_scale", "action_base"])
 def test_refuses_missing_metadata(artifacts, tmp_path, field):
     bad = rewrite(artifacts["moe"].path, tmp_path / "bad.onnx", lambda meta, model: meta.pop(field))
     with pytest.raises(c.ContractError, match=rf"field '{field}': missing from the metadata") as e:
@@ -150,3 +150,39 @@ def test_writer_refuses_an_export_that_does_not_reproduce_the_framework(tmp_path
         c.write_artifact(tmp_path / "x.onnx", model, model_kind="mlp", observation=cfg, kp=robot.KP, kd=robot.KD,
                          action_scale=0.25, golden_inputs=inputs, golden_outputs=np.ones((2, 29)))
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_reference_based_actions_are_residuals_on_the_next_frame(tmp_path):
+    cfg = ObservationConfig()
+    art = c.write_artifact(tmp_path / "res.onnx", build_model("mlp", cfg, seed=5), model_kind="mlp",
+                           observation=cfg, kp=robot.STAND_KP, kd=robot.STAND_KD, action_scale=0.25,
+                           action_base=c.ACTION_BASE_REFERENCE)
+    assert art.action_base == c.ACTION_BASE_REFERENCE and art.uses_reference
+    np.testing.assert_array_equal(art.action_offset, np.zeros(29))  # nothing on top of the reference
+    ctrl = PolicyController(art, warm_up_runs=1)
+    q = robot.DEFAULT_JOINT_POS + 0.2 * np.cos(np.arange(29))
+    window = standing_window(joint_pos=q)
+    state = RobotState(robot.DEFAULT_JOINT_POS.copy(), np.zeros(29), np.array([1.0, 0, 0, 0]), np.zeros(3))
+    out = ctrl.compute(state, window, np.zeros(29))
+    np.testing.assert_allclose(out.position, window.joint_pos[0] + 0.25 * out.action, atol=1e-12)
+    # the last action is recovered against the same reference; with no reference it reads as "followed it"
+    np.testing.assert_allclose(ctrl.observe_command(out.position, window), out.action, atol=1e-9)
+    np.testing.assert_array_equal(ctrl.observe_command(out.position, None), np.zeros(29))
+    # a zero action is exactly the pass-through baseline's command
+    np.testing.assert_array_equal(art.action_to_target(np.zeros(29), window.joint_pos[0]),
+                                  PassthroughController().compute(state, window, np.zeros(29)).position)
+    with pytest.raises(ValueError, match="no reference was given"):
+        art.action_to_target(np.zeros(29))
+
+
+def test_version_1_artifacts_read_as_offset_based_and_unknown_bases_are_refused(artifacts, tmp_path):
+    def to_v1(meta, model):
+        meta["contract_version"] = 1
+        meta.pop("action_base")
+    art = c.load_artifact(rewrite(artifacts["mlp"].path, tmp_path / "v1.onnx", to_v1))
+    assert art.action_base == c.ACTION_BASE_OFFSET and not art.uses_reference
+    np.testing.assert_allclose(art.action_to_target(np.ones(29)), art.action_offset + art.action_scale)
+    bad = rewrite(artifacts["mlp"].path, tmp_path / "bad.onnx", lambda meta, model: meta.update(action_base="pose"))
+    with pytest.raises(c.ContractError, match="field 'action_base': 'pose' is not one of") as e:
+        c.load_artifact(bad)
+    assert e.value.field == "action_base"

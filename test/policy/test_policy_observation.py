@@ -128,3 +128,27 @@ def test_builder_uses_the_reference_window_and_checks_offsets():
     with pytest.raises(ob.ObservationError, match="future_offsets"):
         builder.build(base_quat_wxyz=[1, 0, 0, 0], base_ang_vel_body=[0, 0, 0], joint_pos=robot.DEFAULT_JOINT_POS,
                       joint_vel=np.zeros(29), last_action=np.zeros(29), window=standing_window(future_offsets=(1, 2)))
+
+
+def test_prepared_windows_give_bit_identical_observations():
+    """The node precomputes the window-only reference terms when a window arrives; the tick then only
+    computes the robot-dependent ones. Same numbers as computing everything in the tick."""
+    cfg = ob.ObservationConfig(reference_terms=ALL_REF_TERMS)
+    rng = np.random.default_rng(4)
+    plain, prepared = ob.ObservationBuilder(cfg), ob.ObservationBuilder(cfg)
+    windows = [standing_window(yaw_rad=float(y), joint_pos=robot.DEFAULT_JOINT_POS + rng.normal(0, 0.1, 29),
+                               root_xy=tuple(rng.normal(0, 1, 2))) for y in rng.uniform(-3, 3, 6)]
+    for w in windows:
+        w.root_lin_vel[:] = rng.normal(0, 0.5, w.root_lin_vel.shape)  # heading-dependent terms must differ
+    for i, w in enumerate(windows):
+        prepared.prepare(w)
+        if i + 1 < len(windows):
+            prepared.prepare(windows[i + 1])  # lockstep: the next window arrives before this tick runs
+        state = dict(base_quat_wxyz=random_quat(rng), base_ang_vel_body=rng.normal(0, 1, 3),
+                     joint_pos=robot.DEFAULT_JOINT_POS + rng.normal(0, 0.2, 29), joint_vel=rng.normal(0, 1, 29),
+                     last_action=rng.normal(0, 1, 29), window=w)
+        a, b = plain.build(**state), prepared.build(**state)
+        np.testing.assert_array_equal(a, b)
+        assert any(st is not None for win, st in prepared._prepared if win is w)  # the cache was really used
+    with pytest.raises(ob.ObservationError, match="future_offsets"):
+        prepared.prepare(standing_window(future_offsets=(1, 2)))

@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "record": ("g1_bringup.commands", "record the tracking topics of a running graph to a bag (MCAP)"),
     "play": ("g1_bringup.commands", "call /play_motion (or --stop, --list) on a running graph"),
     "replay": ("g1_bringup.replay", "feed a bag's recorded observations through another policy (open loop)"),
+    "policy": ("g1_tracker_policy.cli", "policy artifacts: inspect the contract, quantize to int8"),
     "motions": ("motion_server.cli", "motion library: list, import, inspect motions"),
     "description": ("g1_description.cli", "G1 description: joints, gains, URDF generation"),
 }

@@ -61,14 +61,16 @@ def replay(bag: Path, policy: Path) -> dict:
         if prev is None or k != prev + 1:  # a new tracking segment: fresh policy state
             controller.reset()
             last_action = controller.observe_command(
-                conversions.joint_command_to_arrays(commands[k - 1])["position"]) if k - 1 in commands \
+                conversions.joint_command_to_arrays(commands[k - 1])["position"],
+                conversions.msg_to_window(windows[k - 1]) if k - 1 in windows else None) if k - 1 in commands \
                 else np.zeros(robot.NUM_JOINTS)
         q, dq, _ = conversions.joint_state_to_arrays(states[k])
         quat, gyro, _ = conversions.imu_to_arrays(imus[k])
-        out = controller.compute(RobotState(q, dq, quat, gyro), conversions.msg_to_window(windows[k]), last_action)
+        window = conversions.msg_to_window(windows[k])
+        out = controller.compute(RobotState(q, dq, quat, gyro), window, last_action)
         recorded = conversions.joint_command_to_arrays(commands[k])["position"]
         diffs.append(out.position - recorded)
-        last_action = controller.observe_command(recorded)
+        last_action = controller.observe_command(recorded, window)
         prev = k
     d = np.abs(np.array(diffs))
     worst = np.argsort(d.mean(axis=0))[::-1][:5]

@@ -69,12 +69,14 @@ def imu_to_arrays(msg: Imu) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # --- JointCommand --------------------------------------------------------------------------------
 
 def make_joint_command(stamp, position, kp, kd, velocity=None, effort=None,
-                       source: int = JointCommand.SOURCE_POLICY) -> JointCommand:
+                       source: int = JointCommand.SOURCE_POLICY, out: JointCommand | None = None) -> JointCommand:
+    """``out``: a previously published command to refill in place (rclpy serialises at publish time)."""
     zeros = np.zeros(robot.NUM_JOINTS)
-    msg = JointCommand()
+    msg = out if out is not None else JointCommand()
     msg.header.stamp = stamp
     msg.source = source
-    msg.joint_names = list(robot.JOINT_NAMES)
+    if len(msg.joint_names) != robot.NUM_JOINTS:
+        msg.joint_names = list(robot.JOINT_NAMES)
     msg.position = np.asarray(position, dtype=np.float32).tolist()
     msg.velocity = np.asarray(zeros if velocity is None else velocity, dtype=np.float32).tolist()
     msg.kp = np.asarray(kp, dtype=np.float32).tolist()

@@ -27,9 +27,20 @@ import onnx
 from g1_description import robot
 from g1_tracker_policy.observation import ObservationConfig, ObservationError
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
+#: Versions this loader reads. Version 1 had no ``action_base`` field: its actions are offset-based.
+READABLE_CONTRACT_VERSIONS = (1, 2)
 PREFIX = "g1."
 MODEL_KINDS = ("mlp", "moe", "conv_encoder", "transformer_kv", "transformer_window")
+
+#: What a scaled action is added to (field ``action_base``):
+#: - "offset": ``target = action_offset + action_scale * action`` (GMT: offset = the default pose);
+#: - "reference_next_frame": ``target = reference.joint_pos[0] + action_offset + action_scale * action``,
+#:   frame 0 of the reference window being the next frame, the one the pass-through baseline commands:
+#:   the policy is a residual on the baseline (a zero action IS the baseline; offset usually zero).
+ACTION_BASE_OFFSET = "offset"
+ACTION_BASE_REFERENCE = "reference_next_frame"
+ACTION_BASES = (ACTION_BASE_OFFSET, ACTION_BASE_REFERENCE)
 
 # Tensor names every artifact uses (see README "I/O by model kind").
 INPUT_OBS = "obs"                    # (1, D) float32; transformer_window: (1, C, D)
@@ -45,8 +56,8 @@ KP_MAX = 2.0 * np.maximum(robot.STAND_KP, robot.KP)
 KD_MAX = 2.0 * np.maximum(np.maximum(robot.STAND_KD, robot.KD), robot.DAMPING_KD)
 
 REQUIRED_FIELDS = ("contract_version", "model_kind", "joint_names", "default_joint_pos", "kp", "kd",
-                   "action_scale", "action_offset", "control_rate_hz", "observation", "io", "provenance",
-                   "golden")
+                   "action_scale", "action_offset", "action_base", "control_rate_hz", "observation", "io",
+                   "provenance", "golden")
 GOLDEN_ATOL = 1e-4
 GOLDEN_RTOL = 1e-3
 
@@ -71,6 +82,7 @@ class PolicyArtifact:
     kd: np.ndarray
     action_scale: np.ndarray
     action_offset: np.ndarray
+    action_base: str
     control_rate_hz: float
     observation: ObservationConfig
     io: dict
@@ -81,13 +93,34 @@ class PolicyArtifact:
     def name(self) -> str:
         return str(self.provenance.get("name") or self.path.stem)
 
-    def action_to_target(self, action: np.ndarray) -> np.ndarray:
-        """Joint position targets (rad) from a policy action: offset + scale * action."""
-        return self.action_offset + self.action_scale * np.asarray(action, dtype=np.float64)
+    @property
+    def uses_reference(self) -> bool:
+        """True when targets are residuals on the reference's next frame (see ACTION_BASES)."""
+        return self.action_base == ACTION_BASE_REFERENCE
 
-    def target_to_action(self, target: np.ndarray) -> np.ndarray:
-        """The action that would have produced ``target`` (fed back as last_action outside the policy)."""
-        return (np.asarray(target, dtype=np.float64) - self.action_offset) / self.action_scale
+    def _base(self, reference_joint_pos: np.ndarray | None) -> np.ndarray | None:
+        if not self.uses_reference:
+            return self.action_offset
+        if reference_joint_pos is None:
+            return None
+        return np.asarray(reference_joint_pos, dtype=np.float64) + self.action_offset
+
+    def action_to_target(self, action: np.ndarray, reference_joint_pos: np.ndarray | None = None) -> np.ndarray:
+        """Joint position targets (rad) from a policy action: base + scale * action, base = the offset or
+        the reference's next-frame joints + offset (``reference_joint_pos``: window.joint_pos[0])."""
+        base = self._base(reference_joint_pos)
+        if base is None:
+            raise ValueError(f"policy {self.name!r} adds its actions to the reference's next frame "
+                             "(action_base 'reference_next_frame') but no reference was given")
+        return base + self.action_scale * np.asarray(action, dtype=np.float64)
+
+    def target_to_action(self, target: np.ndarray, reference_joint_pos: np.ndarray | None = None) -> np.ndarray:
+        """The action that would have produced ``target`` (fed back as last_action outside the policy).
+        A residual policy with no reference at hand gets a zero action (= "followed the reference")."""
+        base = self._base(reference_joint_pos)
+        if base is None:
+            return np.zeros(robot.NUM_JOINTS)
+        return (np.asarray(target, dtype=np.float64) - base) / self.action_scale
 
 
 # --- encoding helpers ----------------------------------------------------------------------------
@@ -114,7 +147,7 @@ def _vector(values: Sequence[float] | float, what: str) -> list[float]:
 def write_artifact(path: str | os.PathLike, model: onnx.ModelProto, *, model_kind: str,
                    observation: ObservationConfig, kp: Sequence[float], kd: Sequence[float],
                    action_scale: Sequence[float] | float, action_offset: Sequence[float] | None = None,
-                   control_rate_hz: float = robot.CONTROL_RATE_HZ, provenance: Mapping[str, Any] | None = None,
+                   action_base: str = ACTION_BASE_OFFSET, control_rate_hz: float = robot.CONTROL_RATE_HZ, provenance: Mapping[str, Any] | None = None,
                    golden_inputs: np.ndarray | None = None, golden_outputs: np.ndarray | None = None,
                    num_golden_steps: int = 4, seed: int = 0) -> PolicyArtifact:
     """Attach the contract to ``model``, write it to ``path`` and load it back through the checks.
@@ -128,8 +161,12 @@ def write_artifact(path: str | os.PathLike, model: onnx.ModelProto, *, model_kin
 
     if model_kind not in MODEL_KINDS:
         raise ContractError("model_kind", f"{model_kind!r} is not one of {MODEL_KINDS}")
+    if action_base not in ACTION_BASES:
+        raise ContractError("action_base", f"{action_base!r} is not one of {ACTION_BASES}")
     path = Path(path)
-    offset = robot.DEFAULT_JOINT_POS if action_offset is None else action_offset
+    if action_offset is None:  # the default pose for offset-based actions, none on top of a reference
+        action_offset = robot.DEFAULT_JOINT_POS if action_base == ACTION_BASE_OFFSET else np.zeros(robot.NUM_JOINTS)
+    offset = action_offset
     io = _io_from_graph(model, model_kind)
     meta = {
         "contract_version": CONTRACT_VERSION,
@@ -140,6 +177,7 @@ def write_artifact(path: str | os.PathLike, model: onnx.ModelProto, *, model_kin
         "kd": _vector(kd, "kd"),
         "action_scale": _vector(action_scale, "action_scale"),
         "action_offset": _vector(offset, "action_offset"),
+        "action_base": action_base,
         "control_rate_hz": float(control_rate_hz),
         "observation": observation.to_dict(),
         "io": io,
@@ -230,12 +268,17 @@ def load_artifact(path: str | os.PathLike, *, control_rate_hz: float = robot.CON
     """
     path = Path(path)
     model, meta = read_metadata(path)
+    if meta.get("contract_version") == 1 and "action_base" not in meta:
+        meta["action_base"] = ACTION_BASE_OFFSET  # version 1 predates the field; its actions are offset-based
     missing = [f for f in REQUIRED_FIELDS if f not in meta]
     if missing:
         raise ContractError(missing[0], f"missing from the metadata of {path.name} (all missing: {missing}); "
                             "export it with g1_tracker_policy.contract.write_artifact")
-    if int(meta["contract_version"]) != CONTRACT_VERSION:
-        raise ContractError("contract_version", f"{meta['contract_version']} is not the supported {CONTRACT_VERSION}")
+    if int(meta["contract_version"]) not in READABLE_CONTRACT_VERSIONS:
+        raise ContractError("contract_version", f"{meta['contract_version']} is not one this stack reads "
+                            f"{READABLE_CONTRACT_VERSIONS}")
+    if meta["action_base"] not in ACTION_BASES:
+        raise ContractError("action_base", f"{meta['action_base']!r} is not one of {ACTION_BASES}")
     kind = meta["model_kind"]
     if kind not in MODEL_KINDS:
         raise ContractError("model_kind", f"{kind!r} is not one of {MODEL_KINDS}")
@@ -288,7 +331,8 @@ def load_artifact(path: str | os.PathLike, *, control_rate_hz: float = robot.CON
     artifact = PolicyArtifact(
         path=path, model_kind=kind, joint_names=names, default_joint_pos=arrays["default_joint_pos"],
         kp=arrays["kp"], kd=arrays["kd"], action_scale=arrays["action_scale"],
-        action_offset=arrays["action_offset"], control_rate_hz=rate, observation=obs_cfg, io=io,
+        action_offset=arrays["action_offset"], action_base=meta["action_base"], control_rate_hz=rate,
+        observation=obs_cfg, io=io,
         provenance=dict(meta["provenance"]), golden=dict(meta["golden"]))
     if check_golden:
         verify_golden(artifact, model.SerializeToString())

@@ -46,7 +46,7 @@ class Controller(Protocol):
 
     def reset(self) -> None: ...
     def compute(self, state: RobotState, window, last_action: np.ndarray) -> ControllerOutput: ...
-    def observe_command(self, position: np.ndarray) -> np.ndarray: ...
+    def observe_command(self, position: np.ndarray, window=None) -> np.ndarray: ...
 
 
 # --- ONNX Runtime ------------------------------------------------------------------------------------
@@ -83,6 +83,7 @@ class OnnxPolicyRunner:
 
     def reset(self) -> None:
         self.steps = 0
+        self._last_feed: dict | None = None
         if self.kind == "transformer_kv":
             self._kv = np.zeros([int(d) for d in self.io["kv_cache_shape"]], dtype=np.float32)
             self._context = int(self.io["context_length"])
@@ -94,18 +95,29 @@ class OnnxPolicyRunner:
         obs = np.asarray(obs, dtype=np.float32).reshape(1, -1)
         if self.kind == "transformer_kv":
             past_len = np.array([min(self.steps, self._context)], dtype=np.int64)
-            action, self._kv = self.session.run(
-                [c.OUTPUT_ACTION, c.OUTPUT_PRESENT_KV],
-                {c.INPUT_OBS: obs, c.INPUT_PAST_KV: self._kv, c.INPUT_PAST_LEN: past_len})
+            feed = {c.INPUT_OBS: obs, c.INPUT_PAST_KV: self._kv, c.INPUT_PAST_LEN: past_len}
+            action, self._kv = self.session.run([c.OUTPUT_ACTION, c.OUTPUT_PRESENT_KV], feed)
         elif self.kind == "transformer_window":
             self._window[:, :-1] = self._window[:, 1:]
             self._window[:, -1] = obs
             n = np.array([min(self.steps + 1, self._context)], dtype=np.int64)
-            (action,) = self.session.run([c.OUTPUT_ACTION], {c.INPUT_OBS: self._window, c.INPUT_CONTEXT_LEN: n})
+            feed = {c.INPUT_OBS: self._window.copy(), c.INPUT_CONTEXT_LEN: n}
+            (action,) = self.session.run([c.OUTPUT_ACTION], feed)
         else:
-            (action,) = self.session.run([c.OUTPUT_ACTION], {c.INPUT_OBS: obs})
+            feed = {c.INPUT_OBS: obs}
+            (action,) = self.session.run([c.OUTPUT_ACTION], feed)
+        self._last_feed = feed
         self.steps += 1
         return np.asarray(action, dtype=np.float32).reshape(-1)
+
+    def prewarm(self) -> bool:
+        """Re-run the last inference and discard it (no state changes): brings the weights and the
+        kernels back into the CPU caches just before a tick. On a shared CPU they are evicted within a
+        few ms, and a cold inference is 2-4x slower than a warm one (bench/policy_tick.py)."""
+        if self._last_feed is None:
+            return False
+        self.session.run([c.OUTPUT_ACTION], self._last_feed)
+        return True
 
     def run_sequence(self, observations: np.ndarray) -> np.ndarray:
         """Actions for (T, D) observations fed in order from a reset (the golden-vector protocol)."""
@@ -120,6 +132,10 @@ class OnnxPolicyRunner:
         for _ in range(runs):
             self(rng.normal(0, 0.1, width).astype(np.float32))
         self.reset()
+
+
+def _next_frame_joints(window) -> np.ndarray | None:
+    return None if window is None else np.asarray(window.joint_pos[0], dtype=np.float64)
 
 
 class PolicyController:
@@ -138,8 +154,17 @@ class PolicyController:
         self.builder.reset()
         self.runner.reset()
 
-    def observe_command(self, position: np.ndarray) -> np.ndarray:
-        return self.artifact.target_to_action(position)
+    def prewarm(self) -> bool:
+        return self.runner.prewarm()
+
+    def prepare(self, window) -> None:
+        """Precompute what depends on the reference window only (call when a window arrives)."""
+        self.builder.prepare(window)
+
+    def observe_command(self, position: np.ndarray, window=None) -> np.ndarray:
+        """The action that would have commanded ``position`` (``window``: the reference of that tick,
+        needed when the policy's actions are residuals on the reference)."""
+        return self.artifact.target_to_action(position, _next_frame_joints(window))
 
     def observation(self, state: RobotState, window, last_action: np.ndarray) -> np.ndarray:
         return self.builder.build(base_quat_wxyz=state.base_quat_wxyz, base_ang_vel_body=state.base_ang_vel_body,
@@ -152,7 +177,8 @@ class PolicyController:
         t1 = time.perf_counter()
         action = self.runner(obs)
         t2 = time.perf_counter()
-        return ControllerOutput(position=self.artifact.action_to_target(action), kp=self.artifact.kp,
+        ref = _next_frame_joints(window) if self.artifact.uses_reference else None
+        return ControllerOutput(position=self.artifact.action_to_target(action, ref), kp=self.artifact.kp,
                                 kd=self.artifact.kd, action=action.astype(np.float64),
                                 observation_ms=(t1 - t0) * 1e3, inference_ms=(t2 - t1) * 1e3)
 
@@ -170,7 +196,7 @@ class PassthroughController:
     def reset(self) -> None:
         pass
 
-    def observe_command(self, position: np.ndarray) -> np.ndarray:
+    def observe_command(self, position: np.ndarray, window=None) -> np.ndarray:
         return np.asarray(position, dtype=np.float64) - robot.DEFAULT_JOINT_POS
 
     def compute(self, state: RobotState, window, last_action: np.ndarray) -> ControllerOutput:

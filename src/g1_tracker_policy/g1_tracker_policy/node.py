@@ -38,7 +38,8 @@ from g1_interfaces.msg import JointCommand, ReferenceWindow, TrackingStatus
 from g1_interfaces.srv import SetMode
 from g1_tracker_policy import contract
 from g1_tracker_policy.controllers import PassthroughController, PolicyController, RobotState
-from g1_tracker_policy.safety import SafetyConfig, SafetyStateMachine, TickInputs, damping_command
+from g1_tracker_policy.observation import ObservationError
+from g1_tracker_policy.safety import Mode, SafetyConfig, SafetyStateMachine, TickInputs, damping_command
 
 NODE_NAME = "g1_policy"
 
@@ -67,6 +68,7 @@ class PolicyNode(Node):
         self.loop_kind = p("loop", "deadline")
         self.executor_kind = p("executor", "events")
         self.guard_s = p("deadline_guard_ms", 2.0) / 1e3
+        self.prewarm_lead_s = p("prewarm_lead_ms", 1.0) / 1e3
         self.realtime_priority = p("realtime_priority", 50)
         self.lockstep_timeout_s = p("lockstep_input_timeout_s", 0.5)
         self.lockstep_require_reference = p("lockstep_require_reference", True)
@@ -110,6 +112,7 @@ class PolicyNode(Node):
         self._prev_start_s: float | None = None
         self.records: collections.deque[TickRecord] = collections.deque(maxlen=200_000)
         self._ready_sent = False
+        self._cmd_msg: JointCommand | None = None  # refilled every tick
 
         q = topics.CONTROL_QOS
         self.sub_state = self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, q)
@@ -202,7 +205,8 @@ class PolicyNode(Node):
         if isinstance(self.controller, PolicyController):
             try:
                 contract.check_future_offsets(self.controller.artifact.observation, window.future_offsets)
-            except contract.ContractError as exc:
+                self.controller.prepare(window)  # window-only observation terms, off the tick's path
+            except (contract.ContractError, ObservationError) as exc:
                 error = str(exc)
         with self.lock:
             self._reference_error = error
@@ -282,14 +286,15 @@ class PolicyNode(Node):
         if result.mode != prev_mode:
             self.get_logger().info(f"mode {prev_mode.name} -> {result.mode.name}: {result.detail}")
         t1 = time.perf_counter()
-        self.pub_cmd.publish(conversions.make_joint_command(stamp, cmd.position, cmd.kp, cmd.kd, cmd.velocity,
-                                                           cmd.effort, int(cmd.source)))
+        self._cmd_msg = conversions.make_joint_command(stamp, cmd.position, cmd.kp, cmd.kd, cmd.velocity,
+                                                      cmd.effort, int(cmd.source), out=self._cmd_msg)
+        self.pub_cmd.publish(self._cmd_msg)
         t2 = time.perf_counter()
         self._input_fault = ""  # consumed: the state machine has latched its consequence
         if result.ran_controller:
             self._last_action = np.asarray(result.controller_output.action, dtype=np.float64)
         elif self.controller is not None:
-            self._last_action = self.controller.observe_command(cmd.position)
+            self._last_action = self.controller.observe_command(cmd.position, inp.window)
         out = result.controller_output
         obs_s = out.observation_ms / 1e3 if out else 0.0
         inf_s = out.inference_ms / 1e3 if out else 0.0
@@ -345,8 +350,7 @@ class PolicyNode(Node):
         while rclpy.ok() and (end is None or time.monotonic() < end):
             while (remaining := deadline - time.monotonic()) > self.guard_s:
                 executor.spin_once(timeout_sec=remaining - self.guard_s)
-            if remaining > 0:
-                time.sleep(remaining)
+            self._sleep_and_prewarm(deadline)
             if not rclpy.ok():  # shut down (Ctrl-C) while we waited
                 break
             self.realtime_tick(deadline)
@@ -356,6 +360,25 @@ class PolicyNode(Node):
             if late > 0:  # this tick ran past the next deadline: skip the missed slots, keep the phase
                 self._overruns += 1
                 deadline += math.ceil(late / period) * period
+
+    def _sleep_and_prewarm(self, deadline: float) -> None:
+        """Sleep to ``prewarm_lead_ms`` before the deadline, re-run the last inference to pull the policy
+        back into the CPU caches (only while tracking, and only when the last inference fits well in the
+        lead), then busy-wait to the deadline. Costs one extra inference and the rest of the lead in CPU
+        per tick; 0 disables it (plain sleep to the deadline)."""
+        lead = self.prewarm_lead_s
+        last_inference_s = self.records[-1].inference_s if self.records else 0.0
+        if (lead > 0 and isinstance(self.controller, PolicyController) and self.sm.mode == Mode.TRACK
+                and 0.0 < last_inference_s < 0.5 * lead):
+            if (remaining := deadline - lead - time.monotonic()) > 0:
+                time.sleep(remaining)
+            self.controller.prewarm()  # reads only the runner's last inputs: safe beside callbacks
+            # Busy-wait the rest of the lead: a sleeping vCPU gives its core (and caches) away again.
+            while time.monotonic() < deadline:
+                pass
+            return
+        if (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(remaining)
 
     def spin_deadline_thread(self, executor, duration_s: float | None = None) -> None:
         """The same absolute-deadline loop, but DDS callbacks run in a background executor thread and this
@@ -376,9 +399,7 @@ class PolicyNode(Node):
         deadline = time.monotonic() + period
         try:
             while rclpy.ok() and (end is None or time.monotonic() < end):
-                remaining = deadline - time.monotonic()
-                if remaining > 0:
-                    time.sleep(remaining)
+                self._sleep_and_prewarm(deadline)  # no lock held: callbacks keep running while it sleeps
                 if not rclpy.ok():
                     break
                 woke_s = time.monotonic()

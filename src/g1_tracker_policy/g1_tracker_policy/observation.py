@@ -346,40 +346,68 @@ def proprio_frame(cfg: ObservationConfig, *, base_quat_wxyz: np.ndarray, base_an
     return np.concatenate(parts, -1)
 
 
-def reference_frames(cfg: ObservationConfig, *, robot_quat_wxyz: np.ndarray, ref_root_pos: np.ndarray,
-                     ref_root_quat_wxyz: np.ndarray, ref_root_lin_vel: np.ndarray, ref_root_ang_vel: np.ndarray,
-                     ref_joint_pos: np.ndarray, ref_key_body_pos: np.ndarray | None = None) -> np.ndarray:
-    """The reference block, scaled: (N, F*R). Reference arrays are (N, F, ...), world frame."""
-    robot_yaw = yaw_from_quat(robot_quat_wxyz)[:, None]          # (N, 1): broadcasts over frames
-    ref_yaw = yaw_from_quat(ref_root_quat_wxyz)                  # (N, F)
+#: Reference terms that depend on the robot's own heading (everything else depends on the window only).
+ROBOT_DEPENDENT_REFERENCE_TERMS = ("ref_lin_vel_heading", "ref_heading_error")
+
+
+def reference_static_terms(cfg: ObservationConfig, *, ref_root_pos: np.ndarray, ref_root_quat_wxyz: np.ndarray,
+                           ref_root_ang_vel: np.ndarray, ref_joint_pos: np.ndarray,
+                           ref_key_body_pos: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The reference terms that depend on the window alone, scaled, name -> (N, F, k). The policy node
+    computes them when a window arrives, off the tick's critical path; :func:`reference_frames`
+    computes them itself when not given, so both paths run the same operations."""
     n, f = ref_root_pos.shape[:2]
     if f != cfg.num_reference_frames:
         raise ObservationError(f"reference window has {f} frames, the observation config expects "
                                f"{cfg.num_reference_frames} (1 + {len(cfg.future_offsets)} future offsets)")
-    parts = []
+    out = {}
     for name in cfg.reference_terms:
         if name == "ref_root_height":
             v = ref_root_pos[..., 2:3]
         elif name == "ref_roll_pitch":
             v = roll_pitch_from_quat(ref_root_quat_wxyz)
-        elif name == "ref_lin_vel_heading":
-            v = rotate_by_yaw(ref_root_lin_vel, robot_yaw)
         elif name == "ref_yaw_rate":
             v = ref_root_ang_vel[..., 2:3]
-        elif name == "ref_heading_error":
-            err = ref_yaw - robot_yaw
-            v = np.stack([np.sin(err), np.cos(err)], -1)
         elif name == "ref_joint_pos":
             v = ref_joint_pos
         elif name == "ref_joint_pos_rel":
             v = ref_joint_pos - np.asarray(cfg.default_joint_pos)
-        else:  # ref_key_body_pos: relative to the reference pelvis, in the reference heading frame
+        elif name == "ref_key_body_pos":  # relative to the reference pelvis, in the reference heading frame
             if ref_key_body_pos is None:
                 raise ObservationError("observation term ref_key_body_pos needs the reference key body positions")
             rel = ref_key_body_pos - ref_root_pos[:, :, None, :]
-            v = rotate_by_yaw(rel, ref_yaw[:, :, None]).reshape(n, f, -1)
+            v = rotate_by_yaw(rel, yaw_from_quat(ref_root_quat_wxyz)[:, :, None]).reshape(n, f, -1)
+        else:
+            continue  # robot-dependent: computed per tick
+        out[name] = np.asarray(v, dtype=np.float64) * cfg.scales[name]
+    return out
+
+
+def reference_frames(cfg: ObservationConfig, *, robot_quat_wxyz: np.ndarray, ref_root_pos: np.ndarray,
+                     ref_root_quat_wxyz: np.ndarray, ref_root_lin_vel: np.ndarray, ref_root_ang_vel: np.ndarray,
+                     ref_joint_pos: np.ndarray, ref_key_body_pos: np.ndarray | None = None,
+                     static: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The reference block, scaled: (N, F*R). Reference arrays are (N, F, ...), world frame.
+    ``static``: :func:`reference_static_terms` of the same window, if already computed."""
+    if static is None:
+        static = reference_static_terms(cfg, ref_root_pos=ref_root_pos, ref_root_quat_wxyz=ref_root_quat_wxyz,
+                                        ref_root_ang_vel=ref_root_ang_vel, ref_joint_pos=ref_joint_pos,
+                                        ref_key_body_pos=ref_key_body_pos)
+    robot_yaw = None
+    parts = []
+    for name in cfg.reference_terms:
+        if name in static:
+            parts.append(static[name])
+            continue
+        if robot_yaw is None:
+            robot_yaw = yaw_from_quat(robot_quat_wxyz)[:, None]          # (N, 1): broadcasts over frames
+        if name == "ref_lin_vel_heading":
+            v = rotate_by_yaw(ref_root_lin_vel, robot_yaw)
+        else:  # ref_heading_error
+            err = yaw_from_quat(ref_root_quat_wxyz) - robot_yaw
+            v = np.stack([np.sin(err), np.cos(err)], -1)
         parts.append(np.asarray(v, dtype=np.float64) * cfg.scales[name])
-    return np.concatenate(parts, -1).reshape(n, -1)
+    return np.concatenate(parts, -1).reshape(ref_root_pos.shape[0], -1)
 
 
 def assemble(cfg: ObservationConfig, proprio_history: np.ndarray, reference_block: np.ndarray) -> np.ndarray:
@@ -419,16 +447,20 @@ class ProprioHistory:
 
 def compute_observation(cfg: ObservationConfig, history: ProprioHistory, *, base_quat_wxyz, base_ang_vel_body,
                         joint_pos, joint_vel, last_action, ref_root_pos, ref_root_quat_wxyz, ref_root_lin_vel,
-                        ref_root_ang_vel, ref_joint_pos, ref_key_body_pos=None) -> np.ndarray:
-    """One step for N environments: push the proprio frame into ``history`` and return (N, D) float32."""
+                        ref_root_ang_vel, ref_joint_pos, ref_key_body_pos=None, reference_static=None) -> np.ndarray:
+    """One step for N environments: push the proprio frame into ``history`` and return (N, D) float32.
+    ``reference_static``: precomputed :func:`reference_static_terms` of this reference (optional)."""
     frame = proprio_frame(cfg, base_quat_wxyz=base_quat_wxyz, base_ang_vel_body=base_ang_vel_body,
                           joint_pos=joint_pos, joint_vel=joint_vel, last_action=last_action)
     hist = history.push(frame)
     ref = reference_frames(cfg, robot_quat_wxyz=base_quat_wxyz, ref_root_pos=ref_root_pos,
                            ref_root_quat_wxyz=ref_root_quat_wxyz, ref_root_lin_vel=ref_root_lin_vel,
                            ref_root_ang_vel=ref_root_ang_vel, ref_joint_pos=ref_joint_pos,
-                           ref_key_body_pos=ref_key_body_pos)
+                           ref_key_body_pos=ref_key_body_pos, static=reference_static)
     return assemble(cfg, hist, ref)
+
+
+PREPARED_WINDOWS = 3
 
 
 class ObservationBuilder:
@@ -439,9 +471,28 @@ class ObservationBuilder:
         self.history = ProprioHistory(cfg, 1)
         self._key_body_index: np.ndarray | None = None
         self._key_body_source: tuple[str, ...] | None = None
+        self._prepared: tuple = ()
 
     def reset(self) -> None:
         self.history.reset()
+
+    def prepare(self, window) -> None:
+        """Compute the window-only reference terms now (when the window arrives), so that ``build`` on
+        the same window object only computes what depends on the robot. Optional: ``build`` computes
+        them itself otherwise, with the same operations (bit-identical observations either way)."""
+        self._check_offsets(window)
+        static = reference_static_terms(
+            self.cfg, ref_root_pos=window.root_pos[None], ref_root_quat_wxyz=window.root_quat_wxyz[None],
+            ref_root_ang_vel=window.root_ang_vel[None], ref_joint_pos=window.joint_pos[None],
+            ref_key_body_pos=self._key_bodies(window))
+        # a tuple replaced whole (read atomically by a tick in another thread); the last few windows,
+        # since in lockstep the next tick's window often arrives before this tick runs
+        self._prepared = ((window, static),) + self._prepared[:PREPARED_WINDOWS - 1]
+
+    def _check_offsets(self, window) -> None:
+        if tuple(window.future_offsets) != tuple(self.cfg.future_offsets):
+            raise ObservationError(f"reference window future_offsets {list(window.future_offsets)} differ from "
+                                   f"the policy's {list(self.cfg.future_offsets)}")
 
     def _key_bodies(self, window) -> np.ndarray | None:
         if "ref_key_body_pos" not in self.cfg.reference_terms:
@@ -458,9 +509,9 @@ class ObservationBuilder:
               joint_pos: Sequence[float], joint_vel: Sequence[float], last_action: Sequence[float],
               window) -> np.ndarray:
         """Flat observation (D,) float32. ``window`` is a motion_server ReferenceWindowData."""
-        if tuple(window.future_offsets) != tuple(self.cfg.future_offsets):
-            raise ObservationError(f"reference window future_offsets {list(window.future_offsets)} differ from "
-                                   f"the policy's {list(self.cfg.future_offsets)}")
+        static = next((st for w, st in self._prepared if w is window), None)
+        if static is None:
+            self._check_offsets(window)
         obs = compute_observation(
             self.cfg, self.history,
             base_quat_wxyz=np.asarray(base_quat_wxyz, dtype=np.float64)[None],
@@ -470,5 +521,6 @@ class ObservationBuilder:
             last_action=np.asarray(last_action, dtype=np.float64)[None],
             ref_root_pos=window.root_pos[None], ref_root_quat_wxyz=window.root_quat_wxyz[None],
             ref_root_lin_vel=window.root_lin_vel[None], ref_root_ang_vel=window.root_ang_vel[None],
-            ref_joint_pos=window.joint_pos[None], ref_key_body_pos=self._key_bodies(window))
+            ref_joint_pos=window.joint_pos[None],
+            ref_key_body_pos=None if static is not None else self._key_bodies(window), reference_static=static)
         return obs[0]

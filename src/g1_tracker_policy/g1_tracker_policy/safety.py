@@ -129,11 +129,31 @@ def damping_command() -> Command:
                    source=Source.SAFETY)
 
 
+def _bounds(margin_rad: float) -> tuple[np.ndarray, np.ndarray]:
+    """(5, 29) lower/upper bounds of (position, kp, kd, velocity, effort): the sanitiser's fast path."""
+    lo = np.stack([robot.JOINT_LOWER + margin_rad, _ZERO, _ZERO, -robot.VELOCITY_LIMIT, -robot.EFFORT_LIMIT])
+    hi = np.stack([robot.JOINT_UPPER - margin_rad, KP_MAX, KD_MAX, robot.VELOCITY_LIMIT, robot.EFFORT_LIMIT])
+    return lo, hi
+
+
+_BOUNDS: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def sanitize_command(cmd: Command, fallback_position: np.ndarray | None = None,
                      margin_rad: float = 0.0) -> tuple[Command, list[str]]:
     """Return a command that is finite, inside the joint limits and with bounded gains, plus what was
     fixed. Non-finite position targets become the fallback (measured pose) or the default pose with
     kp = 0 for that joint, so a broken target never pulls; non-finite gains become damping."""
+    # Fast path (every tick): one comparison of all five vectors against their bounds. NaN compares
+    # False, so anything non-finite, out of range or misshapen takes the detailed path below.
+    try:
+        stacked = np.array((cmd.position, cmd.kp, cmd.kd, cmd.velocity, cmd.effort), dtype=np.float64)
+    except ValueError:
+        stacked = None
+    if stacked is not None and stacked.shape == (5, robot.NUM_JOINTS):
+        bounds = _BOUNDS.get(margin_rad) or _BOUNDS.setdefault(margin_rad, _bounds(margin_rad))
+        if ((stacked >= bounds[0]) & (stacked <= bounds[1])).all():
+            return Command(stacked[0], stacked[3], stacked[1], stacked[2], stacked[4], cmd.source), []
     fixes: list[str] = []
     lo, hi = robot.JOINT_LOWER + margin_rad, robot.JOINT_UPPER - margin_rad
     pos = np.array(cmd.position, dtype=np.float64, copy=True).reshape(-1)

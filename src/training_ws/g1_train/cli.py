@@ -2,7 +2,7 @@
 
     g1-train teacher --config configs/teacher.yaml [--resume RUN_DIR|CKPT] [--iterations N] [--set k=v ...]
     g1-train student --config configs/student_moe.yaml --teacher RUN_DIR|CKPT [--resume ...]
-    g1-train export  --checkpoint STUDENT_RUN_DIR|CKPT --out policy.onnx
+    g1-train export  --checkpoint STUDENT_RUN_DIR|CKPT --out policy.onnx [--model-kind transformer_kv]
     g1-train eval    --artifact policy.onnx|baseline --config CFG [--max-s S] [--json report.json]
 
 Every run directory holds the resolved ``config.yaml``, TensorBoard event files, ``progress.jsonl``
@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True, help="student run directory or checkpoint")
     p.add_argument("--out", required=True, help="output .onnx path")
     p.add_argument("--name", help="artifact name (provenance); default: the file stem")
+    p.add_argument("--model-kind", choices=["moe", "mlp", "transformer_window", "transformer_kv"],
+                   help="artifact model kind; a transformer student: transformer_window (default; the node "
+                        "recomputes the rolling context every tick) or transformer_kv (KV cache, one new token "
+                        "per tick, same actions)")
 
     p = sub.add_parser("eval", help="run an artifact (or the pass-through baseline) in MuJoCo, report metrics")
     _add_common(p)
@@ -73,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = load_config(args.config, args.set)
             ckpt = train_teacher(cfg, out=args.out, resume=args.resume, iterations=args.iterations)
-            print(f"teacher checkpoint: {ckpt}")
+            if ckpt is not None:  # None on torchrun ranks other than 0: they write nothing
+                print(f"teacher checkpoint: {ckpt}")
         elif args.command == "student":
             from .train import train_student
 
@@ -84,12 +89,13 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("student: give --teacher (a teacher run) or --resume (a student run)")
             ckpt = train_student(cfg, teacher=args.teacher, out=args.out, resume=args.resume,
                                  iterations=args.iterations)
-            print(f"student checkpoint: {ckpt}")
+            if ckpt is not None:
+                print(f"student checkpoint: {ckpt}")
         elif args.command == "export":
             from .export import export_student
 
             cfg = _config_for_checkpoint(args)
-            art = export_student(cfg, args.checkpoint, args.out, name=args.name)
+            art = export_student(cfg, args.checkpoint, args.out, name=args.name, model_kind=args.model_kind)
             print(f"exported {art.model_kind} policy to {art.path} (observation size {art.observation.size}, "
                   f"golden vectors checked by ONNX Runtime)")
         else:

@@ -109,10 +109,27 @@ class EnvCfg:
     num_envs: int = 64
     seed: int = 0
     action_scale: float = 0.25
+    #: what the scaled action is added to (the artifact's ``action_base``, g1_tracker_policy.contract):
+    #: "offset": q* = default pose + scale * a (GMT); "reference_next_frame": q* = the reference's next
+    #: frame + scale * a (a residual on the pass-through baseline: a zero action IS the baseline).
+    action_base: str = "offset"
     #: PD gains of the joint targets, written into the exported artifact: "tracking" = g1_description's
     #: robot.KP/KD (armature-derived), "stand" = robot.STAND_KP/STAND_KD (the stiff gains the policy node
     #: stands with and the pass-through baseline uses; within the contract's limits).
     gains: str = "tracking"
+    #: physics backend (g1_train.physics): "mujoco" = C-MuJoCo, one MjData per env in a Python loop (the
+    #: fastest on few-core CPU machines); "warp" = MuJoCo-Warp, one world per env, PD on the device and
+    #: graph-captured substeps (GPUs: thousands of envs). Observations, rewards, terminations are shared.
+    backend: str = "mujoco"
+    #: warp device: "auto" = cuda:<LOCAL_RANK or 0> when warp sees a CUDA device, else "cpu"; or e.g. "cuda:1"
+    warp_device: str = "auto"
+    #: MuJoCo-Warp buffer sizes per world (0 = this workspace's defaults: 64 contacts, 256 constraint
+    #: rows; C-MuJoCo peaked at 26 / 133 in falling G1 rollouts). An overflow is an error naming these keys.
+    warp_nconmax: int = 0
+    warp_njmax: int = 0
+    #: capture the 10 substeps (+ forward) into a graph replayed each control step (CUDA graph on GPUs,
+    #: warp's C++ replay on CPU); false = launch kernels from Python every step (debugging)
+    warp_graph: bool = True
     motions: MotionCfg = field(default_factory=MotionCfg)
     sampling: SamplingCfg = field(default_factory=SamplingCfg)
     randomization: RandomizationCfg = field(default_factory=RandomizationCfg)

@@ -1,35 +1,37 @@
-"""Multi-motion tracking task on the G1: batched C-MuJoCo backend, numpy, no torch.
+"""Multi-motion tracking task on the G1: batched, numpy, no torch; the simulator is a pluggable backend.
 
-Why C-MuJoCo and not mjlab here: on these 2-core CPU machines plain MuJoCo steps ~3x faster than
-MuJoCo-Warp on CPU (field-notes.md: ~1,200 vs ~395 control steps/s). The MDP terms below (observations,
-rewards, terminations, resets) work on plain state arrays with a leading env axis, gathered from the
-simulator once per control step (:class:`RobotStateBatch`), so a GPU backend that fills the same arrays
-reuses them unchanged - they are single-sourced. The deployment observation is not even defined here:
-it is ``g1_tracker_policy.observation.compute_observation``, the function the policy node runs.
+The MDP terms below (observations, rewards, terminations, resets, randomisation draws) work on plain
+state arrays with a leading env axis, gathered from the simulator once per control step
+(:class:`RobotStateBatch`); the simulator is touched only through :mod:`g1_train.physics`
+(``env.backend``: ``mujoco`` = C-MuJoCo, the default on CPU machines, or ``warp`` = MuJoCo-Warp, one
+world per env, for GPUs), so both backends reuse the same terms - they are single-sourced. The
+deployment observation is not even defined here: it is ``g1_tracker_policy.observation.compute_observation``,
+the function the policy node runs.
 
 One control step (50 Hz) = 10 physics steps (500 Hz) with the motor PD of the G1 drivers
 (tau = strength * (kp (q* - q) - kd dq), clipped to the effort limit), like ``g1_hardware.sim_core``:
-the policy outputs joint targets q* = default + action_scale * action (the artifact's action offset
-and scale), with the gains of ``g1_description.robot``.
+the policy outputs joint targets q* = base + action_scale * action, base = the default pose or the
+reference's next frame (the artifact's ``action_base``), with the gains of ``g1_description.robot``.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
 from g1_description import mjcf, robot
+from g1_tracker_policy import contract
 from g1_tracker_policy import observation as obs_lib
 
 from .config import EnvCfg
 from .motions import MotionSet
+from .physics import NQ0 as _NQ0
+from .physics import NV0 as _NV0
+from .physics import make_physics
 from .sampling import AdaptiveSampler
 
-PHYSICS_STEPS = int(round(robot.CONTROL_PERIOD_S / robot.PHYSICS_DT_S))  # 10
-_NQ0, _NV0 = 7, 6  # floating base entries of qpos / qvel
 TERRAIN_HALF_SIZE_M = 12.0
 TERRAIN_RES = 48
 
@@ -123,16 +125,9 @@ class TrackingEnv:
         self.dt = robot.CONTROL_PERIOD_S
         dr = cfg.randomization
         self.base_model = build_train_model(dr.terrain_height_m if dr.enabled else 0.0)
-        # Per-env model copies: friction, masses, gravity and terrain differ per env.
-        self.models = [copy.deepcopy(self.base_model) for _ in range(n)] if dr.enabled else [self.base_model] * n
-        self.datas = [mujoco.MjData(m) for m in self.models]
-        m = self.base_model
-        self.imu_site = m.site(robot.IMU_SITE).id
-        self.gyro_adr = next(int(m.sensor_adr[i]) for i in range(m.nsensor)
-                             if m.sensor_type[i] == mujoco.mjtSensor.mjSENS_GYRO and m.sensor_objid[i] == self.imu_site)
-        self.pelvis_id = m.body(robot.ROOT_BODY).id
-        self.torso_id = m.body("torso_link").id
-        self.key_ids = np.array([m.body(b).id for b in motions.key_body_names])
+        self.terrain = bool(self.base_model.nhfield)
+        # The simulator (env.backend): per-env friction, masses, gravity and terrain when randomised.
+        self.physics = make_physics(cfg, self.base_model, motions.key_body_names)
         self.default_q = robot.DEFAULT_JOINT_POS.copy()
         (self.kp, self.kd), self.effort = pd_gains(cfg), robot.EFFORT_LIMIT.copy()
         self.sampler = AdaptiveSampler(motions, cfg.sampling, self.rng, self.dt)
@@ -144,7 +139,6 @@ class TrackingEnv:
         self.strength = np.ones((n, 29))
         self.delay = np.zeros(n, dtype=np.int64)
         self.push_timer = np.zeros(n)
-        self._nominal = (m.geom_friction[:, 0].copy(), m.body_mass[self.torso_id], m.body_ipos[self.torso_id].copy())
 
         # episode bookkeeping
         self.segment = np.zeros(n, dtype=np.int64)
@@ -155,7 +149,7 @@ class TrackingEnv:
         self.action = np.zeros((n, 29))
         self.last_action = np.zeros((n, 29))
         self.target = np.tile(self.default_q, (n, 1))
-        self.state = RobotStateBatch.empty(n, len(self.key_ids))
+        self.state = RobotStateBatch.empty(n, len(motions.key_body_names))
         self.history = obs_lib.ProprioHistory(self.obs_cfg, n)
         self.context_len = cfg.observation.student_context
         self.context = np.zeros((n, self.context_len, self.obs_cfg.size), dtype=np.float32)
@@ -186,26 +180,40 @@ class TrackingEnv:
                               root_lin_vel=f64(ms.root_lin_vel), root_ang_vel=f64(ms.root_ang_vel),
                               key_body_pos=f64(ms.key_body_pos))
 
+    def action_base(self) -> np.ndarray:
+        """(N, 29) what the scaled action is added to for the step from ``frame`` to ``frame + 1``: the
+        default pose (the exported action offset), or the reference's next frame (the frame the policy
+        node's reference window starts with, what the pass-through baseline commands)."""
+        if self.cfg.action_base == contract.ACTION_BASE_OFFSET:
+            return np.broadcast_to(self.default_q, (self.num_envs, robot.NUM_JOINTS))
+        if self.cfg.action_base == contract.ACTION_BASE_REFERENCE:
+            return self.reference(np.array([1])).joint_pos[:, 0]
+        raise ValueError(f"env.action_base {self.cfg.action_base!r}: expected one of {contract.ACTION_BASES}")
+
+    @property
+    def models(self) -> list[mujoco.MjModel]:
+        """The per-env MjModels (C-MuJoCo backend only)."""
+        return self.physics.models
+
     # --- randomisation -----------------------------------------------------------------------------
-    def _randomise(self, i: int) -> None:
-        dr, rng, model = self.cfg.randomization, self.rng, self.models[i]
-        fr, mass, ipos = self._nominal
+    def _draw_randomisation(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Draw env i's physics parameters (kept here as privileged information); returns its gravity
+        vector and terrain heights (or None) for the backend."""
+        dr, rng = self.cfg.randomization, self.rng
         self.friction[i] = rng.uniform(*dr.friction)
-        model.geom_friction[:, 0] = self.friction[i]
         self.mass_add[i] = rng.uniform(*dr.base_mass_add_kg)
-        model.body_mass[self.torso_id] = mass + self.mass_add[i]
         self.com_offset[i] = rng.uniform(*dr.com_offset_m, size=3)
-        model.body_ipos[self.torso_id] = ipos + self.com_offset[i]
         self.strength[i] = rng.uniform(*dr.motor_strength, size=29)
         self.delay[i] = rng.integers(dr.action_delay_steps[0], dr.action_delay_steps[1] + 1)
         tilt = rng.uniform(-dr.gravity_tilt_rad, dr.gravity_tilt_rad, size=2)
-        model.opt.gravity[:] = 9.81 * np.array([np.sin(tilt[1]), -np.sin(tilt[0]), -np.cos(tilt[0]) * np.cos(tilt[1])])
-        if model.nhfield:
+        gravity = 9.81 * np.array([np.sin(tilt[1]), -np.sin(tilt[0]), -np.cos(tilt[0]) * np.cos(tilt[1])])
+        terrain = None
+        if self.terrain:
             # Smooth random bumps: coarse noise upsampled, in [0, 1] of the hfield's elevation range.
             coarse = rng.uniform(0, 1, (TERRAIN_RES // 8 + 1, TERRAIN_RES // 8 + 1))
-            fine = np.kron(coarse, np.ones((8, 8)))[:TERRAIN_RES, :TERRAIN_RES]
-            model.hfield_data[:] = fine.ravel()
+            terrain = np.kron(coarse, np.ones((8, 8)))[:TERRAIN_RES, :TERRAIN_RES].ravel()
         self.push_timer[i] = rng.uniform(*dr.push_interval_s)
+        return gravity, terrain
 
     # --- reset -------------------------------------------------------------------------------------
     def reset(self, mask: np.ndarray) -> None:
@@ -222,69 +230,54 @@ class TrackingEnv:
         self.last_action[ids] = 0.0
         ref = self.reference(np.array([0]))
         dr = self.cfg.randomization
-        for i in ids:
+        m = self.base_model
+        qpos, qvel = np.zeros((ids.size, m.nq)), np.zeros((ids.size, m.nv))
+        gravity, terrain = np.zeros((ids.size, 3)), []
+        for j, i in enumerate(ids):
             if dr.enabled:
-                self._randomise(i)
-            d, model = self.datas[i], self.models[i]
-            mujoco.mj_resetData(model, d)
+                gravity[j], terr = self._draw_randomisation(i)
+                terrain.append(terr)
             # Reference state initialisation: the robot starts in the segment's first frame, moving.
             q = ref.joint_pos[i, 0] + self.rng.normal(0, dr.init_joint_noise_rad if dr.enabled else 0.0, 29)
-            d.qpos[:3] = ref.root_pos[i, 0] + np.array([0, 0, dr.terrain_height_m if dr.enabled else 0.0])
-            d.qpos[3:7] = ref.root_quat_wxyz[i, 0]
-            d.qpos[_NQ0:] = robot.clip_to_limits(q)
+            qpos[j, :3] = ref.root_pos[i, 0] + np.array([0, 0, dr.terrain_height_m if dr.enabled else 0.0])
+            qpos[j, 3:7] = ref.root_quat_wxyz[i, 0]
+            qpos[j, _NQ0:] = robot.clip_to_limits(q)
             rot = obs_lib.quat_to_rotmat(ref.root_quat_wxyz[i, 0])
-            d.qvel[:3] = ref.root_lin_vel[i, 0]
-            d.qvel[3:6] = rot.T @ ref.root_ang_vel[i, 0]  # free joint angular velocity is in the body frame
-            d.qvel[_NV0:] = ref.joint_vel[i, 0]
-            mujoco.mj_forward(model, d)
-            self.target[i] = d.qpos[_NQ0:]
-        self._gather(ids)
+            qvel[j, :3] = ref.root_lin_vel[i, 0]
+            qvel[j, 3:6] = rot.T @ ref.root_ang_vel[i, 0]  # free joint angular velocity is in the body frame
+            qvel[j, _NV0:] = ref.joint_vel[i, 0]
+            self.target[i] = qpos[j, _NQ0:]
+        if dr.enabled:
+            self.physics.randomise(ids, self.friction[ids], self.mass_add[ids], self.com_offset[ids], gravity,
+                                   np.array(terrain) if self.terrain else None)
+        self.physics.reset_envs(ids, qpos, qvel)
+        self.physics.gather(self.state, ids)
         self.history.reset(mask)
         self.context[ids] = 0.0
         self.context_steps[ids] = 0
 
     # --- stepping ----------------------------------------------------------------------------------
-    def _gather(self, ids) -> None:
-        s = self.state
-        quat = np.zeros(4)
-        for i in ids:
-            d = self.datas[i]
-            s.root_pos[i] = d.qpos[:3]
-            s.root_quat[i] = d.qpos[3:7]
-            s.root_lin_vel[i] = d.qvel[:3]
-            s.root_ang_vel[i] = d.xmat[self.pelvis_id].reshape(3, 3) @ d.qvel[3:6]
-            mujoco.mju_mat2Quat(quat, d.site_xmat[self.imu_site])
-            s.imu_quat[i] = quat
-            s.imu_gyro[i] = d.sensordata[self.gyro_adr:self.gyro_adr + 3]
-            s.joint_pos[i] = d.qpos[_NQ0:]
-            s.joint_vel[i] = d.qvel[_NV0:]
-            s.key_body_pos[i] = d.xpos[self.key_ids]
-
     def step(self, action: np.ndarray):
         n = self.num_envs
         self.last_action[:] = self.action
         self.action[:] = np.clip(np.nan_to_num(action, nan=0.0), -10.0, 10.0)
-        new_target = self.default_q + self.cfg.action_scale * self.action
+        new_target = self.action_base() + self.cfg.action_scale * self.action
         dr = self.cfg.randomization
-        for i in range(n):
-            d, model = self.datas[i], self.models[i]
-            kp, kd, lim, st = self.kp, self.kd, self.effort, self.strength[i]
-            for k in range(PHYSICS_STEPS):
-                # Action delay: the drivers keep the previous target for `delay` physics steps.
-                tgt = self.target[i] if k < self.delay[i] else new_target[i]
-                tau = st * (kp * (tgt - d.qpos[_NQ0:]) - kd * d.qvel[_NV0:])
-                d.ctrl[:] = np.clip(tau, -lim, lim)
-                mujoco.mj_step(model, d)
-            mujoco.mj_forward(model, d)  # sensors and body poses of the state at this tick
+        # 10 physics steps of the drivers' PD; the first `delay` of them still act on the previous target
+        self.physics.step(new_target, self.target, self.delay, self.strength, self.kp, self.kd, self.effort)
         self.target[:] = new_target
         if dr.enabled:
             self.push_timer -= self.dt
-            for i in np.flatnonzero(self.push_timer <= 0):
-                self.datas[i].qvel[:2] += self.rng.uniform(-dr.push_vel_mps, dr.push_vel_mps, 2)
-                self.push_timer[i] = self.rng.uniform(*dr.push_interval_s)
+            pushed = np.flatnonzero(self.push_timer <= 0)
+            if pushed.size:
+                dv = np.zeros((pushed.size, 2))
+                for j, i in enumerate(pushed):
+                    dv[j] = self.rng.uniform(-dr.push_vel_mps, dr.push_vel_mps, 2)
+                    self.push_timer[i] = self.rng.uniform(*dr.push_interval_s)
+                self.physics.push(pushed, dv)
         self.frame += 1
         self.episode_len += 1
-        self._gather(range(n))
+        self.physics.gather(self.state, np.arange(n))
 
         ref_now = self.reference(np.array([0]))
         errors = tracking_errors(self.state, ref_now)

@@ -6,6 +6,12 @@ vectors, then loads the file back through the same checks the node runs. Golden 
 observations of a short rollout of the student in the training task (from a reset, so the transformer's
 rolling context is covered), and golden outputs are torch's actions for them: ONNX Runtime must
 reproduce them or the export is refused.
+
+A Transformer student exports as ``transformer_window`` (default: the node keeps the last C observations
+and recomputes the window each tick) or ``transformer_kv`` (one new token per tick against a cache of
+the last C-1 steps' keys/values: same actions, a fraction of the compute). Its golden vectors run past
+the context length (C + 4 steps when the episode lasts), so the loader's golden check also covers the
+window sliding.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ from g1_tracker_policy import contract
 
 from .config import TrainCfg, to_dict
 from .env import pd_gains
-from .models import CausalTransformerModel, ExportFeedForward, ExportTransformerWindow, count_parameters
+from .models import (CausalTransformerModel, ExportFeedForward, ExportTransformerKV, ExportTransformerWindow,
+                     count_parameters, transformer_arch_of)
 from .train import latest_checkpoint, make_env, model_dict
 
-MODEL_KIND = {"moe": "moe", "mlp": "mlp", "transformer": "transformer_window"}
+#: the artifact kinds each student kind can be exported as; the first is the default
+EXPORT_KINDS = {"moe": ("moe",), "mlp": ("mlp",), "transformer": ("transformer_window", "transformer_kv")}
+MODEL_KIND = {k: v[0] for k, v in EXPORT_KINDS.items()}
 
 
 def load_student(cfg: TrainCfg, checkpoint: Path, obs: TensorDict):
@@ -35,11 +44,13 @@ def load_student(cfg: TrainCfg, checkpoint: Path, obs: TensorDict):
 
     cls, kwargs = resolve_class(model_dict(cfg.student, cfg, stochastic=True, learn_std=False))
     groups = {"student": ["policy_context", "context_len"] if cfg.student.kind == "transformer" else ["policy"]}
-    model = cls(obs, groups, "student", robot.NUM_JOINTS, **kwargs)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if "student_state_dict" not in state:
         raise ValueError(f"{checkpoint} is not a student (distillation) checkpoint: only students are "
                          "deployable, the teacher needs privileged observations")
+    if cfg.student.kind == "transformer":  # checkpoints of the first architecture stay exportable
+        kwargs["arch"] = transformer_arch_of(state["student_state_dict"])
+    model = cls(obs, groups, "student", robot.NUM_JOINTS, **kwargs)
     model.load_state_dict(state["student_state_dict"])
     return model.eval()
 
@@ -53,12 +64,21 @@ def _golden_rollout(cfg: TrainCfg):
     return env, venv
 
 
-def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, golden_steps: int = 6,
-                   name: str | None = None) -> contract.PolicyArtifact:
+def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, golden_steps: int | None = None,
+                   name: str | None = None, model_kind: str | None = None) -> contract.PolicyArtifact:
+    """``model_kind``: the artifact kind, one of ``EXPORT_KINDS[cfg.student.kind]`` (default: the first).
+    ``golden_steps``: length of the golden rollout (default 6, or C + 4 for a Transformer of context C)."""
+    allowed = EXPORT_KINDS.get(cfg.student.kind)
+    if allowed is None:
+        raise ValueError(f"student.kind {cfg.student.kind!r} cannot be exported; one of {sorted(EXPORT_KINDS)}")
+    kind = model_kind or allowed[0]
+    if kind not in allowed:
+        raise ValueError(f"a {cfg.student.kind} student exports as {' or '.join(allowed)}, not {kind!r}")
     ckpt = latest_checkpoint(checkpoint)
     env, venv = _golden_rollout(cfg)
     model = load_student(cfg, ckpt, venv.get_observations())
-    kind = MODEL_KIND[cfg.student.kind]
+    if golden_steps is None:
+        golden_steps = max(6, model.context + 4) if isinstance(model, CausalTransformerModel) else 6
 
     inputs, outputs = [], []
     with torch.inference_mode():
@@ -74,17 +94,22 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
 
     kp, kd = pd_gains(cfg.env)  # the gains the policy was trained with
     d = env.obs_cfg.size
-    if isinstance(model, CausalTransformerModel):
+    output_names = [contract.OUTPUT_ACTION]
+    if kind == "transformer_kv":
+        wrapper = ExportTransformerKV(model).eval()
+        args = (torch.zeros(1, d), torch.zeros(wrapper.kv_shape), torch.zeros(1, dtype=torch.int64))
+        input_names = [contract.INPUT_OBS, contract.INPUT_PAST_KV, contract.INPUT_PAST_LEN]
+        output_names.append(contract.OUTPUT_PRESENT_KV)
+    elif kind == "transformer_window":
         wrapper = ExportTransformerWindow(model).eval()
-        c = model.context
-        args = (torch.zeros(1, c, d), torch.ones(1, dtype=torch.int64))
+        args = (torch.zeros(1, model.context, d), torch.ones(1, dtype=torch.int64))
         input_names = [contract.INPUT_OBS, contract.INPUT_CONTEXT_LEN]
     else:
         wrapper = ExportFeedForward(model).eval()
         args = (torch.zeros(1, d),)
         input_names = [contract.INPUT_OBS]
     buf = io.BytesIO()
-    torch.onnx.export(wrapper, args, buf, input_names=input_names, output_names=[contract.OUTPUT_ACTION],
+    torch.onnx.export(wrapper, args, buf, input_names=input_names, output_names=output_names,
                       opset_version=17, dynamo=False)
     onnx_model = onnx.load_from_string(buf.getvalue())
 
@@ -95,7 +120,12 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
         "checkpoint": str(ckpt), "motions": env.motions.names[:50], "num_motions": env.motions.num_clips,
         "train_config": to_dict(cfg),
     }
+    if isinstance(model, CausalTransformerModel):
+        # the window the student was trained on; a KV artifact caches C-1 steps and attends to C
+        provenance["transformer"] = {"arch": model.arch, "context_steps": model.context}
+        if kind == "transformer_kv":
+            provenance["transformer"]["kv_cache_steps"] = model.context - 1
     return contract.write_artifact(out_path, onnx_model, model_kind=kind, observation=env.obs_cfg,
-                                   kp=kp, kd=kd, action_scale=cfg.env.action_scale,
-                                   action_offset=robot.DEFAULT_JOINT_POS, provenance=provenance,
+                                   kp=kp, kd=kd, action_scale=cfg.env.action_scale, action_base=cfg.env.action_base,
+                                   provenance=provenance,
                                    golden_inputs=golden_in, golden_outputs=golden_out)

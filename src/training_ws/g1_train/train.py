@@ -3,11 +3,20 @@
 The runners, algorithms and storage are rsl-rl's; this module only builds their config dicts from our
 typed config, wires our env and model classes in, and adds a progress bar, a run directory with the
 resolved config, and resuming from a checkpoint.
+
+Multi-process training (``torchrun --nproc_per_node=N -m g1_train.cli teacher|student ...``) is
+rsl-rl-lib's distributed path: every rank simulates its own environments (seed + rank), rank 0's
+parameters are broadcast at the start, gradients (and the observation normalisers' statistics) are
+all-reduced, and only rank 0 writes the run directory (config, TensorBoard, progress, checkpoints) and
+shows a progress bar. ``device: cuda`` gives rank r ``cuda:<LOCAL_RANK>`` and NCCL (rsl-rl's own setup);
+``device: cpu`` gives CPU ranks over gloo (rsl-rl hard-codes NCCL; :class:`_CpuRanks` adds this), which
+is how it is tested here and how more CPU cores can simulate more environments.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -21,6 +30,7 @@ from tqdm import tqdm
 
 from .config import ModelCfg, TrainCfg, to_dict
 from .env import TrackingEnv, deployment_observation_config
+from .models import transformer_arch_of
 from .motions import load_motion_set
 from .vecenv import RslRlTrackingEnv
 
@@ -85,17 +95,85 @@ def student_runner_cfg(cfg: TrainCfg) -> dict:
     }
 
 
+#: when set (a directory), every rank writes ``rank<R>.json`` there at the end of training: its device,
+#: seed, process-group backend and digests of its parameters before and after learning (tests use it)
+PARAM_DIGEST_ENV = "G1_TRAIN_PARAM_DIGEST_DIR"
+
+
 def resolve_distributed(cfg: TrainCfg) -> None:
-    """Under ``torchrun`` (WORLD_SIZE > 1) rsl-rl's multi-GPU path needs device ``cuda:<LOCAL_RANK>``;
-    each rank simulates its own environments (own seed) and PPO/DAgger all-reduce the gradients (NCCL)."""
+    """Under ``torchrun`` (WORLD_SIZE > 1): ``device: cuda[:i]`` becomes ``cuda:<LOCAL_RANK>`` (rsl-rl's
+    multi-GPU path, NCCL), ``device: cpu`` stays CPU (gloo, :class:`_CpuRanks`); every rank simulates
+    its own environments with seed + RANK (the torch seed follows it)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
+    if world <= 1:
+        return
+    kind = torch.device(cfg.device).type
+    if kind == "cuda":
         cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        cfg.env.seed += int(os.environ.get("RANK", "0"))
+    elif kind != "cpu":
+        raise ValueError(f"device {cfg.device!r}: multi-process training (WORLD_SIZE={world}) runs on 'cuda' "
+                         "(one GPU per rank, NCCL) or 'cpu' (gloo)")
+    cfg.env.seed += int(os.environ.get("RANK", "0"))
 
 
 def _is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
+
+
+class _CpuRanks:
+    """rsl-rl's ``_configure_multi_gpu`` hard-codes NCCL and ``cuda:<LOCAL_RANK>``. For CPU ranks this does
+    the same set-up over gloo (rsl-rl's broadcast/all-reduce then run for real); CUDA ranks and
+    single-process runs go to rsl-rl unchanged."""
+
+    def _configure_multi_gpu(self) -> None:
+        world = int(os.getenv("WORLD_SIZE", "1"))
+        if world <= 1 or torch.device(self.device).type != "cpu":
+            return super()._configure_multi_gpu()
+        self.gpu_world_size, self.is_distributed = world, True
+        self.gpu_local_rank = int(os.getenv("LOCAL_RANK", "0"))
+        self.gpu_global_rank = int(os.getenv("RANK", "0"))
+        if not 0 <= self.gpu_global_rank < world or not 0 <= self.gpu_local_rank < world:
+            raise ValueError(f"RANK {self.gpu_global_rank} / LOCAL_RANK {self.gpu_local_rank} outside "
+                             f"WORLD_SIZE {world}")
+        self.cfg["multi_gpu"] = {"global_rank": self.gpu_global_rank, "local_rank": self.gpu_local_rank,
+                                 "world_size": world}
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend="gloo", rank=self.gpu_global_rank, world_size=world)
+
+
+class TeacherRunner(_CpuRanks, OnPolicyRunner):
+    """rsl-rl's PPO runner (+ CPU ranks over gloo)."""
+
+
+class StudentRunner(_CpuRanks, DistillationRunner):
+    """rsl-rl's DAgger distillation runner (+ CPU ranks over gloo)."""
+
+
+def state_digest(saved: dict) -> str:
+    """sha256 over the model state dicts (``*_state_dict`` but the optimiser's) of ``alg.save()`` or a
+    checkpoint: equal digests = bit-identical parameters and normaliser statistics."""
+    h = hashlib.sha256()
+    for key in sorted(k for k in saved if k.endswith("_state_dict") and not k.startswith("optimizer")):
+        for name, tensor in sorted(saved[key].items()):
+            h.update(f"{key}/{name}".encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _finish_distributed(runner, initial_digest: str | None, cfg: TrainCfg) -> None:
+    """Optional per-rank digest file (``PARAM_DIGEST_ENV``), then leave the process group."""
+    out = os.environ.get(PARAM_DIGEST_ENV)
+    if out:
+        rank = int(os.environ.get("RANK", "0"))
+        info = {"rank": rank, "world_size": int(os.environ.get("WORLD_SIZE", "1")), "device": cfg.device,
+                "seed": cfg.env.seed, "num_envs": runner.env.num_envs,
+                "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
+                "iteration": runner.current_learning_iteration, "initial": initial_digest,
+                "final": state_digest(runner.alg.save())}
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / f"rank{rank}.json").write_text(json.dumps(info))
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _final_checkpoint(log_dir: Path | None) -> Path | None:
@@ -131,7 +209,7 @@ def _with_progress(runner, iterations: int, desc: str) -> None:
     """rsl-rl prints a long block per iteration; show a tqdm bar instead and append one JSON line per
     iteration to ``progress.jsonl`` (written as it goes, so a killed run keeps its history).
     TensorBoard gets everything rsl-rl logs."""
-    bar = tqdm(total=iterations, desc=desc, unit="it", dynamic_ncols=True)
+    bar = tqdm(total=iterations, desc=desc, unit="it", dynamic_ncols=True, disable=not _is_main_rank())
     original = runner.logger.log
     progress = Path(runner.logger.log_dir) / "progress.jsonl" if runner.logger.log_dir else None
 
@@ -163,28 +241,35 @@ def _with_progress(runner, iterations: int, desc: str) -> None:
 
 def train_teacher(cfg: TrainCfg, out: str | None = None, resume: str | None = None,
                   iterations: int | None = None) -> Path | None:
+    """Returns the final checkpoint (None on ranks other than 0, which write nothing)."""
+    log_dir = run_dir(cfg, "teacher", out) if _is_main_rank() else None  # config as given, not per rank
     resolve_distributed(cfg)
     torch.manual_seed(cfg.env.seed)
     _, venv = make_env(cfg, with_context=False)
-    log_dir = run_dir(cfg, "teacher", out) if _is_main_rank() else None
-    runner = OnPolicyRunner(venv, teacher_runner_cfg(cfg), log_dir=log_dir and str(log_dir), device=cfg.device)
+    runner = TeacherRunner(venv, teacher_runner_cfg(cfg), log_dir=log_dir and str(log_dir), device=cfg.device)
     runner.logger.git_status_repos = []  # the repository state is in config.yaml + the artifact provenance
     if resume:
         ckpt = latest_checkpoint(resume)
         runner.load(str(ckpt))
         runner.current_learning_iteration += 1  # the checkpoint's iteration is done: continue after it
         print(f"resumed teacher from {ckpt} at iteration {runner.current_learning_iteration}")
+    initial = state_digest(runner.alg.save()) if os.environ.get(PARAM_DIGEST_ENV) else None
     _with_progress(runner, iterations or cfg.teacher_algo.iterations, "teacher PPO")
+    _finish_distributed(runner, initial, cfg)
     return _final_checkpoint(log_dir)
 
 
 def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, resume: str | None = None,
                   iterations: int | None = None) -> Path | None:
+    log_dir = run_dir(cfg, f"student_{cfg.student.kind}", out) if _is_main_rank() else None
     resolve_distributed(cfg)
     torch.manual_seed(cfg.env.seed)
     _, venv = make_env(cfg, with_context=cfg.student.kind == "transformer")
-    log_dir = run_dir(cfg, f"student_{cfg.student.kind}", out) if _is_main_rank() else None
-    runner = DistillationRunner(venv, student_runner_cfg(cfg), log_dir=log_dir and str(log_dir), device=cfg.device)
+    runner_cfg = student_runner_cfg(cfg)
+    if resume and cfg.student.kind == "transformer":  # a run of the first (window-only) architecture resumes as one
+        state = torch.load(latest_checkpoint(resume), map_location="cpu", weights_only=False)
+        runner_cfg["student"]["arch"] = transformer_arch_of(state["student_state_dict"])
+    runner = StudentRunner(venv, runner_cfg, log_dir=log_dir and str(log_dir), device=cfg.device)
     runner.logger.git_status_repos = []
     if resume:
         ckpt = latest_checkpoint(resume)
@@ -195,5 +280,7 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
         ckpt = latest_checkpoint(teacher)
         runner.load(str(ckpt), load_cfg={"teacher": True, "iteration": False})
         print(f"teacher loaded from {ckpt}")
+    initial = state_digest(runner.alg.save()) if os.environ.get(PARAM_DIGEST_ENV) else None
     _with_progress(runner, iterations or cfg.student_algo.iterations, f"student {cfg.student.kind} DAgger")
+    _finish_distributed(runner, initial, cfg)
     return _final_checkpoint(log_dir)

@@ -22,11 +22,17 @@ def smoke_run(tmp_path_factory, train_python, g1_moves):
     run_in_train_venv(train_python, [*g1_train, "teacher", "--config", str(SMOKE), "--set", motions,
                                      "--out", str(out / "teacher")], timeout=300)
     for kind in ("moe", "transformer"):
-        run_in_train_venv(train_python, [*g1_train, "student", "--config", str(SMOKE), "--set", motions,
+        # two layers: with one, a sliding KV cache would be exact even for a standard decoder
+        extra = ["--set", "student.num_layers=2"] if kind == "transformer" else []
+        run_in_train_venv(train_python, [*g1_train, "student", "--config", str(SMOKE), "--set", motions, *extra,
                                          "--teacher", str(out / "teacher"), "--kind", kind,
                                          "--out", str(out / f"student_{kind}")], timeout=300)
         run_in_train_venv(train_python, [*g1_train, "export", "--checkpoint", str(out / f"student_{kind}"),
                                          "--out", str(out / f"{kind}.onnx")], timeout=300)
+    # the same Transformer checkpoint as a KV-cache artifact
+    run_in_train_venv(train_python, [*g1_train, "export", "--checkpoint", str(out / "student_transformer"),
+                                     "--model-kind", "transformer_kv", "--out", str(out / "transformer_kv.onnx")],
+                      timeout=300)
     # resuming continues the iteration count from the newest checkpoint of a run
     run_in_train_venv(train_python, [*g1_train, "teacher", "--config", str(SMOKE), "--set", motions,
                                      "--resume", str(out / "teacher"), "--iterations", "1",
@@ -49,17 +55,54 @@ def test_run_directories_have_config_logs_and_checkpoints(smoke_run):
     assert (out / "teacher_resumed" / "model_2.pt").is_file()
 
 
-@pytest.mark.parametrize("kind, model_kind", [("moe", "moe"), ("transformer", "transformer_window")])
-def test_exported_artifact_is_accepted_by_the_policy_loader(smoke_run, kind, model_kind):
+@pytest.mark.parametrize("file, kind, model_kind", [("moe", "moe", "moe"),
+                                                     ("transformer", "transformer", "transformer_window"),
+                                                     ("transformer_kv", "transformer", "transformer_kv")])
+def test_exported_artifact_is_accepted_by_the_policy_loader(smoke_run, file, kind, model_kind):
     from g1_tracker_policy.contract import load_artifact
     from g1_tracker_policy.controllers import PolicyController
 
     out, _ = smoke_run
-    artifact = load_artifact(out / f"{kind}.onnx")  # checks metadata + golden vectors with ORT
+    artifact = load_artifact(out / f"{file}.onnx")  # checks metadata + golden vectors with ORT
     assert artifact.model_kind == model_kind
     assert artifact.provenance["train_config"]["student"]["kind"] == kind
     controller = PolicyController(artifact)  # the node's controller: builder + runner + warm-up
     assert controller.builder.cfg.size == artifact.observation.size
+
+
+def test_kv_artifact_gives_the_window_artifacts_actions_past_the_context(smoke_run):
+    """The KV-cache export of a 2-layer Transformer student and its rolling-window export, both run by
+    the policy node's OnnxPolicyRunner, give the same actions tick by tick for 4 x C steps (the window
+    slides from step C on), across a reset; and both reproduce torch's golden actions (the loader)."""
+    from g1_tracker_policy.contract import decode_array, load_artifact
+    from g1_tracker_policy.controllers import OnnxPolicyRunner
+
+    out, _ = smoke_run
+    win, kv = load_artifact(out / "transformer.onnx"), load_artifact(out / "transformer_kv.onnx")
+    c = win.provenance["transformer"]["context_steps"]
+    assert win.io["context_length"] == c and kv.io["context_length"] == c - 1  # cache = C-1 steps + the new one
+    assert kv.io["kv_cache_shape"][0] == 2 and kv.provenance["transformer"]["arch"] == "token_memory"
+    golden = decode_array(kv.golden["inputs"])
+    assert golden.shape[0] > c, "golden vectors should run past the context length"
+    # the golden protocol already compared ORT-KV with torch's window actions; here a longer sequence of
+    # realistic observations (the rollout's, perturbed) through both runners
+    rng = np.random.default_rng(0)
+    seq = np.concatenate([golden, golden[rng.integers(0, len(golden), 4 * c - len(golden) + 8)]])
+    seq = (seq + rng.normal(0.0, 0.3, seq.shape)).astype(np.float32)
+    run_w = OnnxPolicyRunner(str(win.path), win.model_kind, win.io)
+    run_kv = OnnxPolicyRunner(str(kv.path), kv.model_kind, kv.io)
+    a_w, a_kv = [], []
+    for t, obs in enumerate(seq):
+        if t == len(seq) - 3:  # a motion restart: both forget the context
+            run_w.reset()
+            run_kv.reset()
+        a_w.append(run_w(obs))
+        a_kv.append(run_kv(obs))
+    a_w, a_kv = np.array(a_w), np.array(a_kv)
+    diff = float(np.abs(a_w - a_kv).max())
+    print(f"max |window - kv| action difference over {len(seq)} steps (C = {c}): {diff:.2e}")
+    assert diff < 1e-4
+    assert np.abs(np.diff(a_w, axis=0)).max() > 1e-3  # actions vary: the comparison is not vacuous
 
 
 def test_eval_reports_the_evaluator_metrics(smoke_run):

@@ -156,6 +156,29 @@ def test_stand_start_clip_is_the_motion_servers_blend_in_from_standing(g1_moves)
     np.testing.assert_allclose(env.state.joint_pos, np.tile(robot.DEFAULT_JOINT_POS, (2, 1)), atol=1e-3)
 
 
+def test_reference_action_base_makes_a_zero_action_the_pass_through_baseline(motions):
+    """env.action_base reference_next_frame: the PD target is the window's first frame + scale * action,
+    exactly what the policy node computes for an artifact with action_base reference_next_frame."""
+    from g1_tracker_policy import contract
+    from g1_tracker_policy.controllers import PassthroughController
+
+    cfg = EnvCfg(num_envs=3, seed=4, action_base=contract.ACTION_BASE_REFERENCE)
+    cfg.randomization.enabled = False
+    env = TrackingEnv(cfg, motions)
+    rng = np.random.default_rng(1)
+    for step in range(3):
+        windows = [_window(env, i) for i in range(env.num_envs)]
+        action = np.zeros((3, 29)) if step == 0 else rng.normal(0, 0.3, (3, 29))
+        env.step(action)
+        for i, w in enumerate(windows):
+            if env.episode_len[i] == 0:
+                continue  # reset: the target was re-initialised
+            baseline = PassthroughController().compute(None, w, np.zeros(29)).position
+            np.testing.assert_allclose(env.target[i], baseline + cfg.action_scale * action[i], atol=1e-12)
+    with pytest.raises(ValueError, match="env.action_base 'pose'"):
+        TrackingEnv(EnvCfg(num_envs=1, action_base="pose"), motions).step(np.zeros((1, 29)))
+
+
 def test_pd_gains_are_the_descriptions(motions):
     from g1_train.env import pd_gains
 
@@ -173,7 +196,7 @@ def test_configs_parse_and_unknown_keys_are_named(tmp_path):
     from g1_train.config import ConfigError, load_config
     from train_testutil import WS
 
-    for name in ("multi_clip.yaml", "smoke.yaml", "default_policy.yaml"):
+    for name in ("multi_clip.yaml", "smoke.yaml", "default_policy.yaml", "residual_policy.yaml"):
         cfg = load_config(WS / "configs" / name, ["env.num_envs=3"])
         assert cfg.env.num_envs == 3 and cfg.teacher.kind == "moe"
     bad = tmp_path / "bad.yaml"

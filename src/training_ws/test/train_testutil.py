@@ -17,10 +17,12 @@ if str(WS) not in sys.path:  # g1_train's numpy task code, importable without in
     sys.path.insert(0, str(WS))
 
 
-def run_in_train_venv(train_python: Path, args: list[str], timeout: float, cwd: Path | None = None):
+def run_in_train_venv(train_python: Path, args: list[str], timeout: float, cwd: Path | None = None,
+                      env_extra: dict[str, str] | None = None):
     """Run the training venv's python with ``args``; raise with its output if it fails."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["OMP_NUM_THREADS"] = env.get("OMP_NUM_THREADS", "1")
+    env.update(env_extra or {})
     proc = subprocess.run([str(train_python), *args], cwd=str(cwd or ROOT), env=env, capture_output=True,
                           text=True, timeout=timeout)
     if proc.returncode != 0:

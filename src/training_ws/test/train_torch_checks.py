@@ -65,7 +65,67 @@ def test_transformer_student_model_matches_export_wrapper():
     torch.testing.assert_close(got, want)
 
 
+def _student(c: int, layers: int, arch: str = "token_memory"):
+    from g1_train.models import CausalTransformerModel
+
+    d = P + F * R
+    obs = TensorDict({"policy_context": torch.randn(1, c, d), "context_len": torch.ones(1, 1)}, batch_size=[1])
+    model = CausalTransformerModel(obs, {"student": ["policy_context", "context_len"]}, "student", A,
+                                   proprio_size=P, num_frames=F, frame_size=R, d_model=16, num_layers=layers,
+                                   num_heads=2, encoder_channels=[8], encoder_out=8, arch=arch)
+    with torch.no_grad():  # trained-looking weights: non-trivial biases, normaliser statistics
+        for prm in model.parameters():
+            prm.add_(0.2 * torch.randn_like(prm))
+        model.obs_normalizer._mean.add_(torch.randn_like(model.obs_normalizer._mean))
+        model.obs_normalizer._std.mul_(0.5 + torch.rand_like(model.obs_normalizer._std))
+    return model.eval()
+
+
+def _window_actions(model, seq: torch.Tensor) -> torch.Tensor:
+    """The student's own semantics: at step t the last C observations, zero-padded at the front."""
+    c, d = model.context, seq.shape[1]
+    out = []
+    for t in range(seq.shape[0]):
+        n = min(t + 1, c)
+        win = torch.zeros(1, c, d)
+        win[0, c - n:] = seq[t + 1 - n:t + 1]
+        out.append(model.act_on(win, torch.tensor([[float(n)]]))[0])
+    return torch.stack(out)
+
+
+def test_kv_export_reproduces_the_rolling_window_for_every_step():
+    """One token per call against a C-1 step cache == the full window recompute, also once the window
+    has slid (t > C), with several layers (where a standard decoder's cache would drift)."""
+    from g1_train.models import ExportTransformerKV
+
+    torch.manual_seed(1)
+    model = _student(c=5, layers=3)
+    kv = ExportTransformerKV(model).eval()
+    assert kv.kv_shape == (3, 2, 2, 4, 8)
+    seq = 2.0 * torch.randn(3 * model.context + 4, P + F * R)
+    with torch.no_grad():
+        want = _window_actions(model, seq)
+        past, got = torch.zeros(kv.kv_shape), []
+        for t in range(seq.shape[0]):  # the policy node's protocol: past_len = min(steps, cache length)
+            action, past = kv(seq[t:t + 1], past, torch.tensor([min(t, kv.cache_len)]))
+            got.append(action[0])
+    torch.testing.assert_close(torch.stack(got), want, atol=1e-5, rtol=1e-5)
+    assert want.abs().mean() > 0.1 and (want[-1] - want[-2]).abs().max() > 1e-3  # not a constant output
+
+
+def test_kv_export_refuses_the_window_only_architecture():
+    import pytest
+    from g1_train.models import ExportTransformerKV, transformer_arch_of
+
+    legacy = _student(c=4, layers=2, arch="window_gpt")
+    assert transformer_arch_of(legacy.state_dict()) == "window_gpt"
+    assert transformer_arch_of(_student(c=4, layers=2).state_dict()) == "token_memory"
+    with pytest.raises(ValueError, match="transformer_window"):
+        ExportTransformerKV(legacy)
+
+
 def test_torchrun_environment_selects_the_rank_device_and_seed(monkeypatch):
+    import pytest
     from g1_train.config import TrainCfg
     from g1_train.train import resolve_distributed
 
@@ -76,4 +136,9 @@ def test_torchrun_environment_selects_the_rank_device_and_seed(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("RANK", "1")
     resolve_distributed(cfg)
+    assert cfg.device == "cpu" and cfg.env.seed == 1  # CPU ranks (gloo): own seed, still the CPU
+    cfg = TrainCfg(device="cuda")
+    resolve_distributed(cfg)
     assert cfg.device == "cuda:1" and cfg.env.seed == 1  # rsl-rl's multi-GPU path requires cuda:<LOCAL_RANK>
+    with pytest.raises(ValueError, match="cuda"):
+        resolve_distributed(TrainCfg(device="mps"))
