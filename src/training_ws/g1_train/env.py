@@ -24,6 +24,7 @@ import numpy as np
 from g1_description import mjcf, robot
 from g1_tracker_policy import contract
 from g1_tracker_policy import observation as obs_lib
+from motion_server.motion import FrameBatch
 
 from .config import EnvCfg
 from .motions import MotionSet
@@ -92,18 +93,8 @@ class RobotStateBatch:
                    z((n, k, 3)))
 
 
-@dataclass
-class ReferenceBatch:
-    """Reference frames (N, F, ...) in the same layout as motion_server.reference.ReferenceWindowData."""
-
-    times_s: np.ndarray
-    joint_pos: np.ndarray
-    joint_vel: np.ndarray
-    root_pos: np.ndarray
-    root_quat_wxyz: np.ndarray
-    root_lin_vel: np.ndarray
-    root_ang_vel: np.ndarray
-    key_body_pos: np.ndarray
+#: Reference frames, (N, F, ...): the motion server's frame layout (one definition, motion_server.motion).
+ReferenceBatch = FrameBatch
 
 
 class TrackingEnv:
