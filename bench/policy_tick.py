@@ -56,7 +56,7 @@ def inference_only(art, runs: int = 2000) -> dict:
 
 
 def run_node(policy_path: str, seconds: float, loop: str, executor: str, rt_priority: int = 0,
-             prewarm_lead_ms: float = 1.0) -> dict:
+             prewarm_lead_ms: float | None = None) -> dict:
     import rclpy
     from rclpy.parameter import Parameter
 
@@ -69,12 +69,14 @@ def run_node(policy_path: str, seconds: float, loop: str, executor: str, rt_prio
         # the bench measures timing; a loaded shared machine must not drop the node out of TRACK
         Parameter("state_late_ms", value=400.0), Parameter("reference_late_ms", value=400.0),
         Parameter("state_lost_ms", value=5000.0), Parameter("loop", value=loop), Parameter("executor", value=executor),
-        Parameter("realtime_priority", value=rt_priority), Parameter("prewarm_lead_ms", value=prewarm_lead_ms)])
+        Parameter("realtime_priority", value=rt_priority)]
+        + ([] if prewarm_lead_ms is None else [Parameter("prewarm_lead_ms", value=float(prewarm_lead_ms))]))
     ex = make_executor(executor)
     ex.add_node(node)
     try:
         node.spin(ex, seconds)
         records = list(node.records)
+        lead_ms = node.prewarm_lead_s * 1e3
     finally:
         ex.shutdown()
         node.destroy_node()
@@ -84,7 +86,7 @@ def run_node(policy_path: str, seconds: float, loop: str, executor: str, rt_prio
     periods = [abs(r.period_s - 0.02) * 1e3 for r in warm[1:]]
     late = [r.lateness_s * 1e3 for r in warm]
     return {
-        "ticks": len(warm), "track_ticks": len(track),
+        "ticks": len(warm), "track_ticks": len(track), "prewarm_lead_ms": lead_ms,
         "tick_median_ms": round(pct([r.latency_s * 1e3 for r in track], 50), 4),
         "tick_p99_ms": round(pct([r.latency_s * 1e3 for r in track], 99), 4),
         "observation_median_ms": round(pct([r.observation_s * 1e3 for r in track], 50), 4),
@@ -105,8 +107,9 @@ def main() -> None:
     ap.add_argument("--loop", default="deadline", help="loop used for the per-kind runs")
     ap.add_argument("--executor", default="events")
     ap.add_argument("--core", type=int, default=0)
-    ap.add_argument("--prewarm-lead-ms", type=float, default=1.0,
-                    help="policy node parameter prewarm_lead_ms (cache warm-up before each deadline; 0 = off)")
+    ap.add_argument("--prewarm-lead-ms", type=float, default=None,
+                    help="policy node parameter prewarm_lead_ms (cache warm-up before each deadline; 0 = off; "
+                         "default: the node's default)")
     ap.add_argument("--rt-priority", type=int, default=50, help="SCHED_FIFO priority of the loop thread (0: off)")
     args = ap.parse_args()
 

@@ -52,6 +52,28 @@ def test_test_policies_are_residual_to_the_reference(artifacts, kind):
     assert np.max(np.abs(out.position - q)) < 0.05  # the random part is small: the robot can stand on it
 
 
+@pytest.mark.parametrize("kind", c.MODEL_KINDS)
+def test_prewarm_dry_run_changes_no_state(artifacts, kind):
+    """The node's cache warm-up runs observation + inference before each deadline: the ticks after
+    it must give exactly the actions of ticks without it (history, KV cache, step count untouched)."""
+    rng = np.random.default_rng(3)
+    window = standing_window(joint_pos=robot.DEFAULT_JOINT_POS + 0.1 * np.sin(np.arange(29)))
+    states = [RobotState(robot.DEFAULT_JOINT_POS + rng.normal(0, 0.05, 29), rng.normal(0, 0.3, 29),
+                         np.array([1.0, 0, 0, 0]), rng.normal(0, 0.1, 3)) for _ in range(4)]
+    plain, warmed = (PolicyController(artifacts[kind], warm_up_runs=1) for _ in range(2))
+    assert warmed.prewarm() is False  # nothing run yet: nothing to re-run
+    a_plain, a_warmed = np.zeros(29), np.zeros(29)
+    for i, st in enumerate(states):
+        out_p = plain.compute(st, window, a_plain)
+        warmed.prewarm(states[-1 - i], window, np.ones(29))  # other inputs: must leave no trace
+        warmed.prewarm()
+        out_w = warmed.compute(st, window, a_warmed)
+        np.testing.assert_array_equal(out_w.action, out_p.action)
+        a_plain, a_warmed = out_p.action, out_w.action
+    assert warmed.runner.steps == plain.runner.steps == len(states)
+    assert warmed.runner.warm_inference_s > 0
+
+
 @pytest.mark.parametrize("kind", ["transformer_kv", "transformer_window"])
 def test_transformer_state_is_carried_across_ticks_and_cleared_by_reset(artifacts, kind):
     art = artifacts[kind]

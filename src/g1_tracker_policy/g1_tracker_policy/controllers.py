@@ -79,6 +79,7 @@ class OnnxPolicyRunner:
         self.io = io
         self.session = make_session(model, intra_op_threads)
         self._obs_width = int(io["inputs"][c.INPUT_OBS][-1])
+        self.warm_inference_s = 0.0  # back-to-back (cache-warm) inference time, measured by warm_up
         self.reset()
 
     def reset(self) -> None:
@@ -110,13 +111,17 @@ class OnnxPolicyRunner:
         self.steps += 1
         return np.asarray(action, dtype=np.float32).reshape(-1)
 
-    def prewarm(self) -> bool:
-        """Re-run the last inference and discard it (no state changes): brings the weights and the
+    def prewarm(self, obs: np.ndarray | None = None) -> bool:
+        """Re-run the last inference (with ``obs`` in place of the last observation if given) and discard it (no state changes): brings the weights and the
         kernels back into the CPU caches just before a tick. On a shared CPU they are evicted within a
         few ms, and a cold inference is 2-4x slower than a warm one (bench/policy_tick.py)."""
         if self._last_feed is None:
             return False
-        self.session.run([c.OUTPUT_ACTION], self._last_feed)
+        feed = self._last_feed
+        if obs is not None and self.kind != "transformer_window":
+            feed = dict(feed)
+            feed[c.INPUT_OBS] = np.asarray(obs, dtype=np.float32).reshape(1, -1)
+        self.session.run([c.OUTPUT_ACTION], feed)
         return True
 
     def run_sequence(self, observations: np.ndarray) -> np.ndarray:
@@ -129,8 +134,12 @@ class OnnxPolicyRunner:
     def warm_up(self, width: int, runs: int = 20) -> None:
         """First runs allocate arenas and pick kernels; do them before the first real tick."""
         rng = np.random.default_rng(0)
+        times = []
         for _ in range(runs):
+            t = time.perf_counter()
             self(rng.normal(0, 0.1, width).astype(np.float32))
+            times.append(time.perf_counter() - t)
+        self.warm_inference_s = float(np.median(times[runs // 2:])) if runs > 1 else float(times[-1])
         self.reset()
 
 
@@ -154,8 +163,21 @@ class PolicyController:
         self.builder.reset()
         self.runner.reset()
 
-    def prewarm(self) -> bool:
-        return self.runner.prewarm()
+    def prewarm(self, state: RobotState | None = None, window=None, last_action: np.ndarray | None = None) -> bool:
+        """A discarded dry run of :meth:`compute` (observation + inference on these inputs, history
+        restored after), or of the inference alone when no inputs are given: pulls the code and the
+        weights back into the CPU caches before a tick. Changes no state."""
+        obs = None
+        if state is not None and window is not None and last_action is not None:
+            hist = self.builder.history
+            saved = hist.buffer.copy(), hist._needs_fill.copy()
+            try:
+                obs = self.observation(state, window, last_action)
+            except Exception:  # noqa: BLE001 - a dry run; the real tick reports the problem
+                obs = None
+            finally:
+                hist.buffer[...], hist._needs_fill[...] = saved
+        return self.runner.prewarm(obs)
 
     def prepare(self, window) -> None:
         """Precompute what depends on the reference window only (call when a window arrives)."""
