@@ -12,7 +12,8 @@ Reported per kind:
 thread or in a background thread, SingleThreadedExecutor or EventsExecutor, or an executor timer).
 
 The node process is pinned to one core (``--core``); the feeder to another when there is one.
-The last line is a JSON object. Run: .venv/bin/python bench/policy_tick.py [--seconds 20] [--loops]
+``--policy FILE`` also measures a real artifact (e.g. the shipped policies/default.onnx).
+The last line is a JSON object. Run: .venv/bin/python bench/policy_tick.py [--seconds 20] [--loops] [--policy FILE]
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def main() -> None:
     ap.add_argument("--kinds", default="mlp,moe,conv_encoder,transformer_kv")
     ap.add_argument("--int8-kinds", default="mlp,moe,transformer_kv",
                     help="also run these kinds quantized to int8 weights (g1 policy quantize); '' for none")
+    ap.add_argument("--policy", action="append", default=[], metavar="FILE",
+                    help="also measure this policy artifact (repeatable; e.g. the shipped one, and its "
+                         "`g1 policy quantize` int8 version)")
     ap.add_argument("--loops", action="store_true", help="also compare real-time loop designs (mlp)")
     ap.add_argument("--loop", default="deadline", help="loop used for the per-kind runs")
     ap.add_argument("--executor", default="events")
@@ -132,24 +136,33 @@ def main() -> None:
     try:
         from g1_tracker_policy.quantize import quantize_artifact
 
+        from g1_tracker_policy.contract import load_artifact
+
         arts = {}
-        runs = [(k, False) for k in args.kinds.split(",")] + [(k, True) for k in args.int8_kinds.split(",") if k]
+        runs = ([(k, False) for k in args.kinds.split(",") if k] + [(k, True) for k in args.int8_kinds.split(",") if k]
+                + [(f"file:{p}", False) for p in args.policy])
         for kind, int8 in runs:
             name = f"{kind}+int8" if int8 else kind
-            if int8:
+            if kind.startswith("file:"):
+                art = load_artifact(kind[5:])
+                name = f"{Path(kind[5:]).name} ({art.model_kind})"
+                arts[name] = art
+            elif int8:
                 src = arts.get(kind) or make_test_policy(kind, tmp / f"{kind}.onnx", size="bench", seed=1)
                 arts[name], qrep = quantize_artifact(src.path, tmp / f"{kind}_int8.onnx")
             else:
                 arts[name] = make_test_policy(kind, tmp / f"{kind}.onnx", size="bench", seed=1)
             art = arts[name]
-            row = {"parameters": art.provenance["parameters"], "observation": art.observation.size,
-                   "weights": "int8" if int8 else "float32", "inference_only": inference_only(art)}
+            quantized = int8 or "quantization" in art.provenance
+            row = {"parameters": art.provenance.get("parameters"), "observation": art.observation.size,
+                   "weights": "int8" if quantized else "float32", "inference_only": inference_only(art)}
             if int8:
                 row["max_target_diff_vs_float_rad"] = round(qrep["max_target_diff_rad"], 5)
             row.update(run_node(str(art.path), args.seconds, args.loop, args.executor, args.rt_priority,
                                 args.prewarm_lead_ms))
             results["kinds"][name] = row
-            print(f"{name:20s} {row['parameters'] / 1e6:6.2f}M  tick median {row['tick_median_ms']:.3f} ms  "
+            params = f"{row['parameters'] / 1e6:6.2f}M" if row["parameters"] else "      ?"
+            print(f"{name:20s} {params}  tick median {row['tick_median_ms']:.3f} ms  "
                   f"p99 {row['tick_p99_ms']:.3f} ms  (obs {row['observation_median_ms']:.3f}, inference "
                   f"{row['inference_median_ms']:.3f}, publish {row['publish_median_ms']:.3f})  inference-only p99 "
                   f"{row['inference_only']['p99_ms']:.3f}  jitter p99 {row['jitter_p99_ms']:.3f} ms  "
