@@ -82,3 +82,7 @@ def test_track_refuses_unknown_motion_and_missing_policy(tmp_path):
     out = _run_g1("track", "--policy", str(tmp_path / "missing.onnx"), "--out", str(tmp_path / "run2"))
     assert out.returncode != 0 and "missing.onnx does not exist" in out.stderr
     assert not (tmp_path / "run2").exists()
+    (tmp_path / "a_file").write_text("not a directory")
+    out = _run_g1("track", "--baseline", "--out", str(tmp_path / "a_file"))
+    assert out.returncode == 2 and "is not a directory" in out.stderr and "Traceback" not in out.stderr
+    assert (tmp_path / "a_file").read_text() == "not a directory"

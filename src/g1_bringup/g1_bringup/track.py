@@ -59,9 +59,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _resolve_out(out: Path | None) -> Path:
     out = out or Path("runs") / datetime.now().strftime("track-%Y%m%d-%H%M%S")
+    if out.exists() and not out.is_dir():
+        raise TrackError(f"--out {out} exists and is not a directory; choose another --out")
     if out.exists() and any(out.iterdir()):
         raise TrackError(f"output directory {out} is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrackError(f"cannot create the output directory {out}: {exc.strerror}") from exc
     return out.resolve()
 
 
