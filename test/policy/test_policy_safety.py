@@ -75,9 +75,12 @@ def test_passive_stand_track_hold_passive():
     assert not ok and "ramp" in why
     r = rig.tick(int(1.0 / DT))
     np.testing.assert_allclose(r.command.position, Q0, atol=1e-9)  # ramp done: default pose
+    # a reference that starts away from the robot's pose: pose ramp into it first
+    rig.window = standing_window(state=REF_PLAYING, motion_name="m1", joint_pos=Q0 + 0.2 * (robot.JOINT_UPPER - Q0))
     assert rig.request("track")[0]
     r = rig.tick()
     assert r.mode == Mode.TRACK and r.command.source == Source.SAFETY and not r.ran_controller and rig.resets == 1
+    assert "pose ramp first" in r.detail
     r = rig.tick(int(0.4 / DT))
     assert r.ran_controller and r.command.source == Source.POLICY
     np.testing.assert_allclose(r.command.position, rig.controller_target)
@@ -88,6 +91,20 @@ def test_passive_stand_track_hold_passive():
     np.testing.assert_array_equal(r.command.kp, robot.STAND_KP)
     assert rig.request("passive")[0]
     assert rig.tick().mode == Mode.PASSIVE
+
+
+def test_track_without_ramp_when_the_reference_starts_at_the_measured_pose():
+    """motion_server blends in from the measured pose: the controller acts from the first TRACK tick
+    (as the policy was trained), with no stiff pose ramp in between."""
+    rig = Rig(stand_ramp_s=0.2, track_ramp_s=1.0, track_ramp_skip_rad=0.1)
+    assert rig.request("stand")[0]
+    rig.tick(15)
+    measured = Q0 + 0.05  # e.g. the stand pose sagging under gravity
+    rig.window = standing_window(state=REF_PLAYING, motion_name="m1", joint_pos=measured + 0.02)
+    assert rig.request("track", joint_pos=measured)[0]
+    r = rig.tick(joint_pos=measured)
+    assert r.mode == Mode.TRACK and r.ran_controller and r.command.source == Source.POLICY
+    assert "no ramp" in r.detail and "0.020 rad" in r.detail
 
 
 def test_auto_stand_and_auto_track_then_next_motion():

@@ -75,6 +75,7 @@ class PolicyNode(Node):
         warm_up_runs = p("warm_up_runs", 20)
         cfg = SafetyConfig(
             stand_ramp_s=p("stand_ramp_s", 2.5), track_ramp_s=p("track_ramp_s", 1.0),
+            track_ramp_skip_rad=p("track_ramp_skip_rad", 0.1),
             state_late_s=p("state_late_ms", 50.0) / 1e3, state_lost_s=p("state_lost_ms", 500.0) / 1e3,
             reference_late_s=p("reference_late_ms", 150.0) / 1e3,
             reference_lost_s=p("reference_lost_ms", 1000.0) / 1e3,

@@ -68,7 +68,8 @@ class Source(enum.IntEnum):
 @dataclass
 class SafetyConfig:
     stand_ramp_s: float = 2.5          # measured pose -> default pose
-    track_ramp_s: float = 1.0          # hold pose -> reference's first frame
+    track_ramp_s: float = 1.0          # hold pose -> reference's first frame ...
+    track_ramp_skip_rad: float = 0.1   # ... unless that frame is this close to the measured pose (every joint)
     state_late_s: float = 0.050        # joint state/IMU older than this -> HOLD
     state_lost_s: float = 0.500        # ... older than this -> DAMP
     reference_late_s: float = 0.150    # reference older than this (while tracking) -> HOLD
@@ -229,6 +230,7 @@ class SafetyStateMachine:
         self.has_controller = True
         self._pending: str | None = None
         self._ramp_start_s = 0.0
+        self._track_ramp_s = self.cfg.track_ramp_s
         self._ramp_from: np.ndarray | None = None
         self._last_target = np.asarray(robot.DEFAULT_JOINT_POS, dtype=np.float64).copy()
         self._auto_stand_done = False
@@ -300,8 +302,8 @@ class SafetyStateMachine:
             cmd = self._pose_command(self._last_target)
         else:  # TRACK
             ref_first = np.asarray(inp.window.joint_pos[0], dtype=np.float64)
-            if inp.now_s - self._ramp_start_s < self.cfg.track_ramp_s:
-                cmd = self._pose_command(self._ramp(inp.now_s, self.cfg.track_ramp_s, ref_first))
+            if inp.now_s - self._ramp_start_s < self._track_ramp_s:
+                cmd = self._pose_command(self._ramp(inp.now_s, self._track_ramp_s, ref_first))
             elif run_controller is None:
                 self._fault(Watchdog.NONFINITE, "TRACK without a controller")
                 cmd = damping_command()
@@ -356,6 +358,12 @@ class SafetyStateMachine:
         self._ramp_from = self._last_target.copy() if self.mode in (Mode.STAND, Mode.HOLD, Mode.TRACK) \
             else np.asarray(inp.joint_pos, dtype=np.float64).copy()
         self._ramp_start_s = inp.now_s
+        # A reference that starts where the robot is (the motion server blends in from the measured pose)
+        # needs no ramp: the policy takes over at once, as in training. A jump gets the stiff pose ramp.
+        gap = float(np.max(np.abs(np.asarray(inp.window.joint_pos[0], dtype=np.float64) - inp.joint_pos)))
+        self._track_ramp_s = 0.0 if gap <= self.cfg.track_ramp_skip_rad else self.cfg.track_ramp_s
+        why = (f"{why}; reference starts {gap:.3f} rad from the measured pose: "
+               + ("no ramp" if self._track_ramp_s == 0.0 else f"{self._track_ramp_s:.1f} s pose ramp first"))
         self._motion_name = inp.window.motion_name
         self._next_motion_armed = False
         self._hold_after_track = False
@@ -457,7 +465,7 @@ class SafetyStateMachine:
         if self.mode == Mode.TRACK:
             # clip end only counts after the entry ramp: a HOLD_END window during the ramp is the tail
             # of the previous motion, not the end of this one
-            if inp.now_s - self._ramp_start_s >= self.cfg.track_ramp_s and state in (REF_HOLD_END, REF_STOPPED):
+            if inp.now_s - self._ramp_start_s >= self._track_ramp_s and state in (REF_HOLD_END, REF_STOPPED):
                 self._enter_hold("clip end" if state == REF_HOLD_END else "motion stopped")
                 self._next_motion_armed = True
             elif playing and inp.window.motion_name != self._motion_name:
