@@ -90,3 +90,76 @@ def test_tick_stamps_are_exact():
         assert ticks.stamp_to_tick(ticks.stamp_from_tick(k)) == k
     off_grid = ticks.stamp_from_ns(ticks.tick_to_ns(5) + 1)
     assert ticks.stamp_to_tick(off_grid) is None
+
+
+# --- the numpy CDR codec of ReferenceWindow (motion_server publishes it, the policy node decodes it) ---
+
+def _rclpy_bytes(data, stamp_tick=7, sequence=3):
+    from rclpy.serialization import serialize_message
+
+    return serialize_message(conv.window_to_msg(data, ticks.stamp_from_tick(stamp_tick), sequence=sequence))
+
+
+def _assert_same_window(a, b):
+    for name in ("times_s", "joint_pos", "joint_vel", "root_pos", "root_quat_wxyz", "root_lin_vel",
+                 "root_ang_vel", "key_body_pos"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for name in ("future_offsets", "key_body_names", "motion_name", "clip_time_s", "clip_duration_s", "state",
+                 "frame_period_s", "speed", "loop"):
+        assert getattr(a, name) == getattr(b, name), name
+
+
+@pytest.mark.parametrize("case", ["playing", "idle_no_name", "few_frames_two_bodies", "next_frame_only"])
+def test_window_cdr_is_the_standard_encoding(case):
+    """encode() writes what rclpy writes (same length; only CDR padding bytes may differ, rclpy leaves
+    them uninitialised), rclpy reads it back to the same window, and decode() reads rclpy's bytes to
+    exactly what msg_to_window gives."""
+    from rclpy.serialization import deserialize_message
+
+    from g1_common import window_cdr
+    from g1_interfaces.msg import ReferenceWindow
+
+    rng = np.random.default_rng(11)
+    data = _window(rng)
+    if case == "idle_no_name":
+        data.motion_name, data.state, data.loop, data.speed = "", WindowState.IDLE, True, 0.5
+    elif case in ("few_frames_two_bodies", "next_frame_only"):
+        f = 4 if case == "few_frames_two_bodies" else 1
+        data = _window(rng, f=f)
+        data.future_offsets = tuple(range(1, f))
+        data.key_body_names = tuple(robot.KEY_BODIES[:2])
+        data.key_body_pos = data.key_body_pos[:, :2]
+    ours = window_cdr.encode(data, ticks.tick_to_ns(7), sequence=3)
+    theirs = _rclpy_bytes(data)
+    assert len(ours) == len(theirs)
+    assert all(o == 0 for o, t in zip(ours, theirs) if o != t)  # differences only in (zeroed) padding
+    _assert_same_window(conv.msg_to_window(deserialize_message(ours, ReferenceWindow)),
+                        conv.msg_to_window(deserialize_message(theirs, ReferenceWindow)))
+    _assert_same_window(window_cdr.decode(theirs), conv.msg_to_window(deserialize_message(theirs, ReferenceWindow)))
+    _assert_same_window(window_cdr.decode(ours), conv.msg_to_window(deserialize_message(ours, ReferenceWindow)))
+    for name in ("times_s", "joint_pos", "joint_vel", "root_pos", "root_quat_wxyz", "key_body_pos"):
+        np.testing.assert_array_equal(getattr(window_cdr.decode(ours), name), getattr(data, name), err_msg=name)
+    assert window_cdr.stamp_ns(ours) == ticks.tick_to_ns(7)
+
+
+def test_window_cdr_decode_rejects_bad_content_like_msg_to_window():
+    from rclpy.serialization import serialize_message
+
+    from g1_common import window_cdr
+
+    data = _window(np.random.default_rng(12))
+    msg = conv.window_to_msg(data, ticks.stamp_from_tick(0))
+    msg.future_frames[3].joint_positions[5] = float("nan")
+    with pytest.raises(conv.MessageError, match="joint_pos contains NaN"):
+        window_cdr.decode(serialize_message(msg))
+    msg = conv.window_to_msg(data, ticks.stamp_from_tick(0))
+    msg.joint_names = list(reversed(msg.joint_names))
+    with pytest.raises(conv.MessageError, match="not the G1 SDK joint order"):
+        window_cdr.decode(serialize_message(msg))
+    msg = conv.window_to_msg(data, ticks.stamp_from_tick(0))
+    msg.future_frames[2].joint_velocities = msg.future_frames[2].joint_velocities[:28]  # a ragged frame
+    with pytest.raises(conv.MessageError, match="reference_window"):
+        window_cdr.decode(serialize_message(msg))
+    good = window_cdr.encode(data, 0)
+    with pytest.raises(conv.MessageError, match="reference_window"):
+        window_cdr.decode(good[: len(good) // 2])  # truncated

@@ -32,5 +32,9 @@ def stamp_to_ns(stamp: Time) -> int:
 
 def stamp_to_tick(stamp: Time) -> int | None:
     """The tick of ``stamp``, or None when it is not on the tick grid (e.g. a real-time stamp)."""
-    ns = stamp_to_ns(stamp)
+    return ns_to_tick(stamp_to_ns(stamp))
+
+
+def ns_to_tick(ns: int) -> int | None:
+    """The tick of a stamp in ns, or None when it is not on the tick grid."""
     return ns // CONTROL_PERIOD_NS if ns % CONTROL_PERIOD_NS == 0 else None

@@ -32,7 +32,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, String
 
-from g1_common import conversions, ticks, topics
+from g1_common import conversions, ticks, topics, window_cdr
 from g1_description import robot
 from g1_interfaces.msg import JointCommand, ReferenceWindow, TrackingStatus
 from g1_interfaces.srv import SetMode
@@ -118,7 +118,9 @@ class PolicyNode(Node):
         q = topics.CONTROL_QOS
         self.sub_state = self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, q)
         self.sub_imu = self.create_subscription(Imu, topics.IMU, self._on_imu, q)
-        self.sub_ref = self.create_subscription(ReferenceWindow, topics.REFERENCE_WINDOW, self._on_reference, q)
+        # raw CDR, decoded with numpy (g1_common.window_cdr): ~4x cheaper than rclpy's nested message objects
+        self.sub_ref = self.create_subscription(ReferenceWindow, topics.REFERENCE_WINDOW, self._on_reference, q,
+                                                raw=True)
         self.sub_estop = self.create_subscription(Bool, topics.ESTOP, self._on_estop, q)
         self.pub_cmd = self.create_publisher(JointCommand, topics.JOINT_COMMAND, q)
         self.pub_status = self.create_publisher(TrackingStatus, topics.TRACKING_STATUS, q)
@@ -193,15 +195,21 @@ class PolicyNode(Node):
             self._quat, self._gyro, self._imu_rx_s = quat, gyro, time.monotonic()
             self._register_lockstep(k, self._imu_by_tick, (quat, gyro))
 
-    def _on_reference(self, msg: ReferenceWindow) -> None:
-        k = ticks.stamp_to_tick(msg.header.stamp)
+    def _on_reference(self, raw: bytes) -> None:
+        stamp_ns = None
         try:
-            window = conversions.msg_to_window(msg)
-        except conversions.MessageError as exc:
+            stamp_ns = window_cdr.stamp_ns(raw)
+            window = window_cdr.decode(raw)
+        except Exception as exc:  # noqa: BLE001 - MessageError, or bytes rclpy cannot deserialise either
+            fault = str(exc) if isinstance(exc, conversions.MessageError) else \
+                f"reference_window: undecodable ({type(exc).__name__}: {exc})"
             with self.lock:
-                self._input_fault = str(exc)
-                self._register_lockstep(k, self._ref_by_tick, self._window)
+                self._input_fault = fault
+                # lockstep: tick k still runs (and holds) - never leave the simulator waiting on a bad message
+                self._register_lockstep(None if stamp_ns is None else ticks.ns_to_tick(stamp_ns),
+                                        self._ref_by_tick, self._window)
             return
+        k = ticks.ns_to_tick(stamp_ns)
         error = ""
         if isinstance(self.controller, PolicyController):
             try:
@@ -211,7 +219,7 @@ class PolicyNode(Node):
                 error = str(exc)
         with self.lock:
             self._reference_error = error
-            self._window, self._ref_rx_s, self._ref_stamp_ns = window, time.monotonic(), ticks.stamp_to_ns(msg.header.stamp)
+            self._window, self._ref_rx_s, self._ref_stamp_ns = window, time.monotonic(), stamp_ns
             self._register_lockstep(k, self._ref_by_tick, window)
 
     def _register_lockstep(self, k: int | None, buffer: dict, value, wall: bool = False) -> None:

@@ -36,7 +36,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import ColorRGBA, String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from g1_common import conversions, ticks, topics
+from g1_common import conversions, ticks, topics, window_cdr
 from g1_description import robot
 from g1_interfaces.msg import ReferenceWindow
 from g1_interfaces.srv import ListMotions, PlayMotion, StopMotion
@@ -222,10 +222,9 @@ class MotionServer(Node):
             sequence = self._sequence
             self._sequence += 1
         stamp = ticks.stamp_from_ns(stamp_ns)
-        # publishing happens on one thread at a time (tick lock / lockstep callback), so the message
-        # object can be refilled in place each tick
-        self._window_msg = conversions.window_to_msg(window, stamp, sequence, out=getattr(self, "_window_msg", None))
-        self.pub_window.publish(self._window_msg)
+        # the standard CDR bytes of the ReferenceWindow, written with numpy: ~6x cheaper than building
+        # the 105 nested message objects and serialising them (g1_common.window_cdr)
+        self.pub_window.publish(window_cdr.encode(window, stamp_ns, sequence))
         if self.publish_visualization and stamp_ns - self._last_visualization_ns >= self.visualization_period_ns:
             self._last_visualization_ns = stamp_ns
             self.pub_ghost.publish(conversions.make_joint_state(stamp, window.joint_pos[0], window.joint_vel[0]))
