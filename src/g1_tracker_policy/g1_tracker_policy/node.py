@@ -114,6 +114,7 @@ class PolicyNode(Node):
         self.records: collections.deque[TickRecord] = collections.deque(maxlen=200_000)
         self._ready_sent = False
         self._cmd_msg: JointCommand | None = None  # refilled every tick
+        self._status_msg = TrackingStatus()         # refilled every tick
 
         q = topics.CONTROL_QOS
         self.sub_state = self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, q)
@@ -317,13 +318,15 @@ class PolicyNode(Node):
         self._tick += 1
 
     def _publish_status(self, result, rec: TickRecord, stamp, window) -> None:
-        s = TrackingStatus()
+        s = self._status_msg  # refilled every tick (rclpy serialises at publish); every field is set below
         s.header.stamp = stamp
         s.mode, s.mode_name = int(result.mode), result.mode.name.lower()
         s.watchdog, s.watchdog_detail = int(result.watchdog), result.detail
         s.controller = self.controller_label
         if window is not None:
             s.active_motion, s.clip_time_s, s.clip_duration_s = window.motion_name, window.clip_time_s, window.clip_duration_s
+        else:
+            s.active_motion, s.clip_time_s, s.clip_duration_s = "", 0.0, 0.0
         s.tick_latency_ms, s.observation_ms = rec.latency_s * 1e3, rec.observation_s * 1e3
         s.inference_ms, s.publish_ms = rec.inference_s * 1e3, rec.publish_s * 1e3
         s.period_jitter_ms = 0.0 if self.lockstep or rec.period_s == 0.0 else abs(rec.period_s - robot.CONTROL_PERIOD_S) * 1e3
