@@ -374,18 +374,21 @@ class PolicyNode(Node):
                 deadline += math.ceil(late / period) * period
 
     def _sleep_and_prewarm(self, deadline: float) -> None:
-        """Sleep to ``prewarm_lead_ms`` before the deadline, then re-run the last inference (discarded,
-        no state change) until it runs at its cache-warm speed or the lead is used up, then busy-wait to
-        the deadline. Only while tracking, and only for a model whose warm inference fits well in the
-        lead; 0 disables it (plain sleep to the deadline). Why: a large policy's weights leave this
+        """Sleep to ``prewarm_lead_ms`` before the deadline, then a dry run of observation + inference
+        (discarded, no state change), then inference re-runs until one runs at its cache-warm speed or the
+        lead is used up, then busy-wait to the deadline. Only while tracking, and only for a model whose
+        warm inference fits well in the lead; 0 disables it (plain sleep to the deadline). Why: a large policy's weights leave this
         machine's caches within milliseconds, and one re-run only brings part of them back (3.3M-param
         MoE, bench: cold 0.64 ms, after one re-run 0.34, after five 0.20, back-to-back 0.17). Cost: the
-        lead, in CPU, per tick (1 ms = 5 % of a core)."""
+        lead, in CPU, per tick (2 ms = 10 % of a core)."""
         lead = self.prewarm_lead_s
         warm_s = self.controller.runner.warm_inference_s if isinstance(self.controller, PolicyController) else 0.0
-        # gated on the warm inference time (what a prewarm run costs once warm), not on the in-tick one:
-        # a model whose cold in-tick inference exceeds half the lead is exactly the one that needs it
-        if lead > 0 and self.sm.mode == Mode.TRACK and 0.0 < warm_s < 0.5 * lead:
+        # Gated on the warm inference time (what a prewarm pass costs once warm), not on the in-tick one (a
+        # model whose cold in-tick inference is long is exactly the one that needs it). A cold pass takes
+        # up to ~3x the warm one and must end before the deadline: at "half the lead" the 20M transformer's
+        # warm-up overran it (jitter p99 0.84 ms), so a pass starts only with 3x (first) / 1.5x its warm
+        # time left.
+        if lead > 0 and self.sm.mode == Mode.TRACK and 0.0 < 3.0 * warm_s < lead:
             if (remaining := deadline - lead - time.monotonic()) > 0:
                 time.sleep(remaining)
             t = time.monotonic()
@@ -393,7 +396,8 @@ class PolicyNode(Node):
             # inference alone; reads the inputs callbacks replace whole: safe beside the DDS thread
             inp = self._inputs(t)
             dry = inp.joint_pos is not None and inp.base_quat_wxyz is not None and inp.window is not None
-            while t < deadline - 1.5 * warm_s:
+            factor = 3.0
+            while deadline - t > factor * warm_s:
                 if dry:
                     self.controller.prewarm(RobotState(inp.joint_pos, inp.joint_vel, inp.base_quat_wxyz, self._gyro),
                                             inp.window, self._last_action)
@@ -401,6 +405,7 @@ class PolicyNode(Node):
                 else:
                     self.controller.prewarm()
                 t, took = time.monotonic(), time.monotonic() - t
+                factor = 1.5
                 if took < 1.25 * warm_s:  # warm
                     break
             # Busy-wait the rest of the lead: a sleeping vCPU gives its core (and caches) away again.
