@@ -181,22 +181,41 @@ def lockstep(library: MotionLibrary, name: str, tmp: Path, num_ticks: int) -> di
 
 
 def compute_cost(library: MotionLibrary, name: str, num_ticks: int = 1000) -> dict:
-    """The node's per-tick work without DDS: player window + message conversion."""
+    """The per-tick work without DDS: the player's window, and the two ways to put it on the wire and
+    read it back - rclpy message objects (window_to_msg + serialize_message / deserialize_message +
+    msg_to_window) versus the numpy CDR codec the nodes use (g1_common.window_cdr)."""
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from g1_common import window_cdr
+    from g1_interfaces.msg import ReferenceWindow
+
     player = ReferencePlayer()
     player.play(library.load(name), loop=True)
-    player_ms, message_ms = [], []
+    ms = {k: [] for k in ("player", "rclpy_encode", "rclpy_decode", "cdr_encode", "cdr_decode")}
+    msg = None
     for k in range(num_ticks):
         t0 = time.perf_counter()
         window = player.window(k * robot.CONTROL_PERIOD_S)
         t1 = time.perf_counter()
-        conversions.window_to_msg(window, ticks.stamp_from_tick(k), k)
-        player_ms.append((t1 - t0) * 1e3)
-        message_ms.append((time.perf_counter() - t1) * 1e3)
-    player_p, message_p = percentiles(np.array(player_ms)), percentiles(np.array(message_ms))
-    print("compute per window (in-process): player median {median:.3f} ms, p99 {p99:.3f} ms".format(**player_p)
-          + "; window_to_msg median {median:.3f} ms, p99 {p99:.3f} ms".format(**message_p))
-    return {"player_per_window_median_ms": round(player_p["median"], 4),
-            "window_to_msg_median_ms": round(message_p["median"], 4)}
+        msg = conversions.window_to_msg(window, ticks.stamp_from_tick(k), k, out=msg)
+        raw = serialize_message(msg)
+        t2 = time.perf_counter()
+        conversions.msg_to_window(deserialize_message(raw, ReferenceWindow))
+        t3 = time.perf_counter()
+        raw = window_cdr.encode(window, ticks.tick_to_ns(k), k)
+        t4 = time.perf_counter()
+        window_cdr.decode(raw)
+        t5 = time.perf_counter()
+        for key, dt in zip(ms, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            ms[key].append(dt * 1e3)
+    med = {k: float(np.median(v)) for k, v in ms.items()}
+    print(f"compute per window (in-process, medians): player {med['player']:.3f} ms; on the wire and back: "
+          f"rclpy messages {med['rclpy_encode']:.3f} + {med['rclpy_decode']:.3f} ms, numpy CDR codec "
+          f"{med['cdr_encode']:.3f} + {med['cdr_decode']:.3f} ms "
+          f"({(med['rclpy_encode'] + med['rclpy_decode']) / (med['cdr_encode'] + med['cdr_decode']):.1f}x less)")
+    return {"player_per_window_median_ms": round(med["player"], 4),
+            "rclpy_encode_median_ms": round(med["rclpy_encode"], 4), "rclpy_decode_median_ms": round(med["rclpy_decode"], 4),
+            "cdr_encode_median_ms": round(med["cdr_encode"], 4), "cdr_decode_median_ms": round(med["cdr_decode"], 4)}
 
 
 def main() -> int:

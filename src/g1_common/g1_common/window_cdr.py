@@ -2,7 +2,7 @@
 
 The reference window is the stack's largest per-tick message (1 + 20 frames, ~13 kB). Through rclpy's
 message classes it costs ~0.4 ms to build and serialise in motion_server and ~0.3 ms to deserialise
-and convert in the policy node, every tick (``bench/motion_server.py --codec``): nested messages are
+and convert in the policy node, every tick (``bench/motion_server.py``): nested messages are
 Python objects, 105 of them per window. This module writes and reads the **standard** CDR encoding
 of the same message type directly from/to :class:`ReferenceWindowData`:
 
