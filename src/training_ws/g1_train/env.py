@@ -353,6 +353,7 @@ def tracking_errors(s: RobotStateBatch, ref: ReferenceBatch) -> dict[str, np.nda
         "orientation_rad": np.arccos(np.clip((up * up_ref).sum(-1), -1.0, 1.0)),
         "height_m": np.abs(s.root_pos[:, 2] - ref.root_pos[:, 0, 2]),
         "lin_vel_sq": ((s.root_lin_vel - ref.root_lin_vel[:, 0]) ** 2).sum(1),
+        "root_xy_sq": ((s.root_pos[:, :2] - ref.root_pos[:, 0, :2]) ** 2).sum(1),
         "ang_vel_sq": ((s.root_ang_vel - ref.root_ang_vel[:, 0]) ** 2).sum(1),
     }
 
@@ -368,6 +369,7 @@ def reward_terms(cfg: EnvCfg, s: RobotStateBatch, ref: ReferenceBatch, e: dict, 
         "root_orientation": r.root_orientation * np.exp(-e["orientation_rad"] ** 2 / r.root_orientation_sigma ** 2),
         "root_lin_vel": r.root_lin_vel * np.exp(-e["lin_vel_sq"] / r.root_lin_vel_sigma ** 2),
         "root_ang_vel": r.root_ang_vel * np.exp(-e["ang_vel_sq"] / r.root_ang_vel_sigma ** 2),
+        "root_pos_xy": r.root_pos_xy * np.exp(-e["root_xy_sq"] / r.root_pos_xy_sigma_m ** 2),
         "action_rate": r.action_rate * ((action - last_action) ** 2).sum(1),
         "joint_limit": r.joint_limit * over.sum(1),
     }

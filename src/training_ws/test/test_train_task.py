@@ -203,3 +203,27 @@ def test_configs_parse_and_unknown_keys_are_named(tmp_path):
     bad.write_text("env:\n  num_envz: 4\n")
     with pytest.raises(ConfigError, match="env.*num_envz"):
         load_config(bad)
+
+
+def test_root_position_reward_penalises_world_drift(motions):
+    """root_pos_xy rewards the world-frame pelvis position (what g1 eval's E_mpkpe measures); the
+    key-body term is pelvis-relative and cannot see a robot that tracks the pose while sliding away."""
+    from g1_train.env import reward_terms, tracking_errors
+
+    cfg = EnvCfg(num_envs=2, seed=0)
+    cfg.randomization.enabled = False
+    cfg.rewards.root_pos_xy = 0.5
+    env = TrackingEnv(cfg, motions)
+    ref = env.reference()
+    s = env.state
+    shift = ref.root_pos[:, 0, :2] - s.root_pos[:, :2]
+    s.root_pos[:, :2] += shift
+    s.key_body_pos[:, :, :2] += shift[:, None]
+    before = tracking_errors(s, ref)
+    s.root_pos[1, 0] += 0.3  # env 1 slides 0.3 m in x, everything else equal
+    s.key_body_pos[1, :, 0] += 0.3
+    e = tracking_errors(s, ref)
+    np.testing.assert_allclose(e["key_body_sq"], before["key_body_sq"], atol=1e-12)  # blind to the slide
+    r = reward_terms(cfg, s, ref, e, np.zeros((2, 29)), np.zeros((2, 29)))
+    assert r["root_pos_xy"][0] == pytest.approx(0.5)
+    assert r["root_pos_xy"][1] == pytest.approx(0.5 * np.exp(-1.0))  # 0.3 m at sigma 0.3 m
