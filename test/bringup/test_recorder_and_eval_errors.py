@@ -69,6 +69,18 @@ def test_eval_of_a_bag_without_the_needed_topics_fails_clearly(tmp_path):
     assert not (tmp_path / "report" / "report.json").exists()
 
 
+def test_eval_of_a_bag_whose_topics_stayed_silent_fails_clearly(tmp_path):
+    """The recorder subscribed to everything but the simulator never published (it did not start)."""
+    from g1_bringup.recorder import DEFAULT_TOPICS, BagRecorder
+
+    bag = tmp_path / "silent"
+    BagRecorder(bag, dict(DEFAULT_TOPICS)).close()
+    out = _run_g1("eval", str(bag), "--out", str(tmp_path / "report"))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "has no" in out.stderr and "messages" in out.stderr
+    assert not (tmp_path / "report" / "report.json").exists()
+
+
 def test_eval_of_a_missing_bag_fails_clearly(tmp_path):
     out = _run_g1("eval", str(tmp_path / "nope"))
     assert out.returncode != 0 and "not a rosbag2 directory" in out.stderr

@@ -156,3 +156,20 @@ def test_shipped_policy_is_the_default_and_tracks_the_default_motion(tmp_path):
     assert clip["motion"] == "g1_squat_wave" and clip["success"], clip
     assert clip["E_mpkpe_mm"] < 100.0
     assert report["commands"]["all_finite"] and report["commands"]["within_joint_limits"]
+
+
+def test_realtime_track_runs_the_clip_and_reports(tmp_path):
+    """`g1 track --realtime`: wall-clock stamps. The run time starts with the graph, the motion starts
+    autoplay_at_s after the robot's first joint state (not at the motion server's start), and the bag
+    is evaluated by aligning the topics on the joint states (no tick grid). Pass-through baseline on the
+    default motion. How well it tracks depends on how busy the machine is (real time): not asserted."""
+    out = tmp_path / "realtime"
+    g1_track(out, "--realtime", "--baseline")
+    report = json.loads((out / "report.json").read_text())
+    clip = report["per_clip"][0]
+    assert clip["motion"] == "g1_squat_wave" and clip["ticks"] > 300, clip
+    events = report["run"]["events"]
+    assert all(e["t_s"] >= 0.0 for e in events if "t_s" in e and e["t_s"] != ""), events
+    track_at = next(e["t_s"] for e in events if e["event"].startswith("mode -> track"))
+    assert 2.0 < track_at < 10.0, events  # after the 2.5 s stand-up from the first joint state
+    assert report["commands"]["all_finite"] and report["commands"]["within_joint_limits"]

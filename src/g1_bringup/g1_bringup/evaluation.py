@@ -91,19 +91,62 @@ def _by_tick(items: list, period_ns: int) -> dict[int, object]:
     return {stamp // period_ns: msg for stamp, msg in items if stamp % period_ns == 0}
 
 
+def _nearest(items: list, targets_ns: np.ndarray, tolerance_ns: int) -> dict[int, object]:
+    """{i: the message whose stamp is nearest targets_ns[i]} for the targets within tolerance."""
+    if not items:
+        return {}
+    items = sorted(items, key=lambda x: x[0])
+    stamps = np.array([s for s, _ in items], dtype=np.int64)
+    j = np.clip(np.searchsorted(stamps, targets_ns), 1, len(stamps) - 1) if len(stamps) > 1 else \
+        np.zeros(len(targets_ns), dtype=int)
+    if len(stamps) > 1:
+        j = np.where(np.abs(stamps[j - 1] - targets_ns) <= np.abs(stamps[j] - targets_ns), j - 1, j)
+    return {i: items[jj][1] for i, jj in enumerate(j) if abs(int(stamps[jj]) - int(targets_ns[i])) <= tolerance_ns}
+
+
+def _align_ticks(raw: dict[str, list]):
+    """Per-tick inputs: (states, refs, odoms, bodies, times_s, origin_ns), dicts keyed by tick.
+
+    Lockstep bags: every stamp is on the control-tick grid and ticks match exactly; the reference of
+    tick k is the window stamped t_(k-1) (its next frame is the pose for t_k). Real-time bags (the robot,
+    or ``g1 track --realtime``): tick k is the k-th joint state, time 0 the first joint state or status
+    (whichever came first); ground truth is
+    the message at (nearest to) the joint state's stamp - the simulator stamps them together - and the
+    reference the window nearest one period earlier, as in lockstep."""
+    from g1_common.ticks import CONTROL_PERIOD_NS as P
+
+    for topic in REQUIRED_TOPICS:
+        if not raw.get(topic):
+            raise EvalError(f"the bag has no {topic} messages (the topic was recorded but never published: "
+                            "did the simulator or robot driver start? see the run's logs/)")
+    state_items = sorted(raw[topics.JOINT_STATES], key=lambda x: x[0])
+    if all(s % P == 0 for s, _ in state_items):
+        windows = _by_tick(raw[topics.REFERENCE_WINDOW], P)
+        states = _by_tick(state_items, P)
+        refs = {k: windows[k - 1] for k in states if k - 1 in windows}
+        odoms = _by_tick(raw[topics.GROUND_TRUTH_ODOM], P)
+        bodies = _by_tick(raw[topics.GROUND_TRUTH_KEY_BODIES], P)
+        return states, refs, odoms, bodies, {k: k * P / 1e9 for k in states}, 0
+    stamps = np.array([s for s, _ in state_items], dtype=np.int64)
+    status = raw.get(topics.TRACKING_STATUS) or [(int(stamps[0]), None)]
+    origin = min(int(stamps[0]), min(s for s, _ in status))  # the run starts with the first of them
+    states = {k: m for k, (_, m) in enumerate(state_items)}
+    refs = _nearest(raw[topics.REFERENCE_WINDOW], stamps - P, P)
+    odoms = _nearest(raw[topics.GROUND_TRUTH_ODOM], stamps, P // 2)
+    bodies = _nearest(raw[topics.GROUND_TRUTH_KEY_BODIES], stamps, P // 2)
+    return states, refs, odoms, bodies, {k: (int(stamps[k]) - origin) / 1e9 for k in states}, origin
+
+
 def build_record(raw: dict[str, list]) -> BagData:
     from g1_common.ticks import CONTROL_PERIOD_NS
 
     dt = CONTROL_PERIOD_NS / 1e9
-    windows = _by_tick(raw[topics.REFERENCE_WINDOW], CONTROL_PERIOD_NS)
-    states = _by_tick(raw[topics.JOINT_STATES], CONTROL_PERIOD_NS)
-    odoms = _by_tick(raw[topics.GROUND_TRUTH_ODOM], CONTROL_PERIOD_NS)
-    bodies = _by_tick(raw[topics.GROUND_TRUTH_KEY_BODIES], CONTROL_PERIOD_NS)
-    ticks = sorted(k for k in states if k - 1 in windows and k in odoms and k in bodies)
+    states, refs, odoms, bodies, times_s, origin_ns = _align_ticks(raw)
+    ticks = sorted(k for k in states if k in refs and k in odoms and k in bodies)
     if not ticks:
         raise EvalError("no tick has a joint state, ground truth and the previous tick's reference window: "
                         "the bag's stamps are not on the control-tick grid, or the topics never overlap")
-    first_window = windows[ticks[0] - 1]
+    first_window = refs[ticks[0]]
     key_names = tuple(first_window.key_body_names)
     body_names = list(bodies[ticks[0]].names)
     missing = [n for n in key_names if n not in body_names]
@@ -115,7 +158,7 @@ def build_record(raw: dict[str, list]) -> BagData:
         return np.array([f(k) for k in ticks], dtype=np.float64)
 
     def nf(k):
-        return windows[k - 1].next_frame
+        return refs[k].next_frame
 
     root_quat = arr(lambda k: [odoms[k].pose.pose.orientation.w, odoms[k].pose.pose.orientation.x,
                                odoms[k].pose.pose.orientation.y, odoms[k].pose.pose.orientation.z])
@@ -125,12 +168,12 @@ def build_record(raw: dict[str, list]) -> BagData:
     ang_body = arr(lambda k: [odoms[k].twist.twist.angular.x, odoms[k].twist.twist.angular.y,
                               odoms[k].twist.twist.angular.z])
     rec = M.TrackingRecord(
-        t_s=np.array(ticks, dtype=np.float64) * dt,
+        t_s=np.array([times_s[k] for k in ticks], dtype=np.float64),
         dt_s=dt,
-        motion_name=[windows[k - 1].motion_name for k in ticks],
+        motion_name=[refs[k].motion_name for k in ticks],
         clip_time_s=arr(lambda k: nf(k).time_s),
-        clip_duration_s=arr(lambda k: windows[k - 1].clip_duration_s),
-        playing=np.array([windows[k - 1].state == 2 for k in ticks]),
+        clip_duration_s=arr(lambda k: refs[k].clip_duration_s),
+        playing=np.array([refs[k].state == 2 for k in ticks]),
         ref_joint_pos=arr(lambda k: nf(k).joint_positions),
         ref_root_pos=arr(lambda k: [nf(k).root_position.x, nf(k).root_position.y, nf(k).root_position.z]),
         ref_root_quat=arr(lambda k: [nf(k).root_orientation.w, nf(k).root_orientation.x,
@@ -150,8 +193,8 @@ def build_record(raw: dict[str, list]) -> BagData:
                                      bodies[k].positions[i].z] for i in body_idx]),
         key_body_names=key_names,
     )
-    status = _status_arrays(raw.get(topics.TRACKING_STATUS, []))
-    commands = _command_arrays(raw.get(topics.JOINT_COMMAND, []))
+    status = _status_arrays(raw.get(topics.TRACKING_STATUS, []), origin_ns)
+    commands = _command_arrays(raw.get(topics.JOINT_COMMAND, []), origin_ns)
     counts = {t: len(v) for t, v in raw.items()}
     return BagData(rec, status, commands, counts, _events(status))
 
@@ -162,11 +205,11 @@ def _sdk_order(msg) -> list:
     return robot.reorder_from_names(list(msg.name), list(msg.position), "joint_states").tolist()
 
 
-def _status_arrays(items: list) -> dict[str, np.ndarray]:
+def _status_arrays(items: list, origin_ns: int = 0) -> dict[str, np.ndarray]:
     if not items:
         return {}
     return {
-        "t_s": np.array([s / 1e9 for s, _ in items]),
+        "t_s": np.array([(s - origin_ns) / 1e9 for s, _ in items]),
         "mode": np.array([m.mode for _, m in items]),
         "watchdog": np.array([m.watchdog for _, m in items]),
         "detail": [m.watchdog_detail for _, m in items],
@@ -180,11 +223,11 @@ def _status_arrays(items: list) -> dict[str, np.ndarray]:
     }
 
 
-def _command_arrays(items: list) -> dict[str, np.ndarray]:
+def _command_arrays(items: list, origin_ns: int = 0) -> dict[str, np.ndarray]:
     if not items:
         return {}
     return {
-        "t_s": np.array([s / 1e9 for s, _ in items]),
+        "t_s": np.array([(s - origin_ns) / 1e9 for s, _ in items]),
         "position": np.array([list(m.position) for _, m in items], dtype=np.float64),
         "kp": np.array([list(m.kp) for _, m in items], dtype=np.float64),
         "source": np.array([m.source for _, m in items]),

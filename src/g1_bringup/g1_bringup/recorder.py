@@ -12,13 +12,16 @@ only when every recorded topic has a matched publisher, so nothing of tick 0 is 
 from __future__ import annotations
 
 import queue
+import signal
 import struct
 import sys
 import threading
+import time
 from pathlib import Path
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
+from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -99,8 +102,9 @@ class RecorderNode(Node):
             raise ValueError(f"cannot record {unknown}: known topics are {list(DEFAULT_TOPICS)}")
         self._bag = BagRecorder(Path(output), {t: DEFAULT_TOPICS[t] for t in wanted})
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.received = 0
         self._subs = [self.create_subscription(_import_class(DEFAULT_TOPICS[t]), t,
-                                               lambda data, t=t: self._queue.put((t, data)), RECORD_QOS, raw=True)
+                                               lambda data, t=t: self._enqueue(t, data), RECORD_QOS, raw=True)
                       for t in wanted]
         self._ready_pub = self.create_publisher(String, topics.READY, topics.LATCHED_QOS)
         self._announced = not self.get_parameter("announce_ready").value
@@ -108,6 +112,10 @@ class RecorderNode(Node):
         self._thread = threading.Thread(target=self._drain, name="bag-writer", daemon=True)
         self._thread.start()
         self.get_logger().info(f"recording {len(wanted)} topics to {output}")
+
+    def _enqueue(self, topic: str, data: bytes) -> None:
+        self.received += 1
+        self._queue.put((topic, data))
 
     def _check_ready(self):
         if self._announced:
@@ -134,7 +142,14 @@ class RecorderNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    # SIGINT/SIGTERM end the recording, but only after what DDS already delivered to us is in the bag:
+    # with rclpy's own handler the context shut down at once and the samples still in the reader queues
+    # (e.g. the last tick's command of a run whose publishers just stopped) were lost, and two identical
+    # runs could differ by one recorded message.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     node = None
     try:
         node = RecorderNode()
@@ -145,8 +160,15 @@ def main(args=None) -> int:
 
         executor = EventsExecutor()
         executor.add_node(node)
-        while rclpy.ok():
+        while rclpy.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=0.1)
+        # drain: take what is still queued until nothing new arrives for 0.3 s (at most 1 s: a live graph
+        # that keeps publishing, e.g. `g1 record` stopped with Ctrl-C, never goes quiet)
+        end, last, quiet_since = time.monotonic() + 1.0, node.received, time.monotonic()
+        while rclpy.ok() and time.monotonic() < end and time.monotonic() - quiet_since < 0.3:
+            executor.spin_once(timeout_sec=0.05)
+            if node.received != last:
+                last, quiet_since = node.received, time.monotonic()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, FileExistsError) as exc:

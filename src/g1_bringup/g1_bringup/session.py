@@ -28,7 +28,10 @@ class SessionError(RuntimeError):
 class TrackSession:
     NAME = "g1_track"
 
-    def __init__(self):
+    def __init__(self, realtime: bool = False):
+        """``realtime``: stamps are wall-clock times (real-time simulation, the robot); run times are
+        then counted from the first status. In lockstep they are sim times from t = 0 already."""
+        self._origin_s: float | None = None if realtime else 0.0
         if not rclpy.ok():
             rclpy.init()
         self.node = Node(self.NAME)
@@ -59,9 +62,13 @@ class TrackSession:
             self._last_mode = msg.mode
 
     def sim_time_s(self) -> float:
+        """Run time of the latest status: sim time in lockstep, seconds since the first status in real time."""
         if self.status is None:
             return 0.0
-        return self.status.header.stamp.sec + self.status.header.stamp.nanosec * 1e-9
+        stamp_s = self.status.header.stamp.sec + self.status.header.stamp.nanosec * 1e-9
+        if self._origin_s is None:
+            self._origin_s = stamp_s
+        return stamp_s - self._origin_s
 
     def _event(self, text: str):
         self.events.append({"t_s": round(self.sim_time_s(), 3), "event": text})
@@ -147,7 +154,9 @@ class TrackSession:
                         break
                 elif injected_kill_at is None:
                     damp_since = None
-                if now >= limit_s + 1.0:  # the simulator should have stopped by itself at limit_s
+                # the simulator should have stopped by itself at limit_s (real time: counted from its own
+                # start, which comes after the first status this monitor counts from)
+                if now >= limit_s + (1.0 if sim_ends_run else 5.0):
                     break
                 dead = [p for p in procs.dead_required() if not (p.name == "g1_sim" and p.popen.returncode == 0)]
                 if dead and died is None:

@@ -181,7 +181,8 @@ def _run(args) -> int:
             procs.start(spec.name, _argv(spec, uses_sim_time(opts)), required=spec.required)
         if args.foxglove:
             procs.start("foxglove_bridge", [sys.executable, "-m", "g1_bringup.foxglove_bridge"], required=False)
-        session = TrackSession()  # reads sim time from the status stamps: no /clock subscription needed
+        # reads the run time from the status stamps: no /clock subscription needed
+        session = TrackSession(realtime=not uses_sim_time(opts))
         scheduled = outcome["events"]
         outcome.update(session.run(procs, motion_name, clip_s=clip_s, limit_s=duration,
                                    show_progress=not args.quiet,

@@ -9,8 +9,10 @@ Timing (docs/lockstep.md):
   there when the state of tick k+1 arrives (the first joint_states also produces the window of its own
   tick). This takes the motion server off the per-tick critical path of the lockstep loop. Says its
   name once on ``g1/ready`` when its inputs (joint_states and /clock) are matched.
-- ``autoplay``/``autoplay_at_s`` start a motion at an exact time (the first tick at or after it), which
-  makes scripted lockstep runs (``g1 track``) deterministic: no service call races the simulation.
+- ``autoplay``/``autoplay_at_s`` start a motion ``autoplay_at_s`` after the first joint state (the first
+  tick at or after that; in lockstep the first joint state is t = 0, so it is a sim time), which makes
+  scripted lockstep runs (``g1 track``) deterministic - no service call races the simulation - and
+  gives real-time runs the same stand-up time before the clip whenever the robot comes up.
 
 Re-anchoring needs the robot's x/y/yaw: they come from an odometry topic (``odom_topic``, by default the
 simulator's ground truth). On the real robot point it at a state estimator's odometry; with no
@@ -59,7 +61,7 @@ PARAMETERS = {
     "publish_visualization": True,      # ghost JointState + key-body markers
     "visualization_rate_hz": 10.0,      # RViz needs no 50 Hz; each marker message costs ~0.2 ms
     "autoplay": "",                     # motion to play without a service call ("" = none)
-    "autoplay_at_s": 0.0,               # ... starting at the first tick at or after this (ROS/sim) time
+    "autoplay_at_s": 0.0,               # ... this long after the first joint state (lockstep: sim time)
 }
 
 
@@ -99,7 +101,8 @@ class MotionServer(Node):
         self.create_service(StopMotion, topics.STOP_MOTION, self._on_stop)
         self.create_service(ListMotions, topics.LIST_MOTIONS, self._on_list)
         self._preload([n for n in (p["preload"] or []) if n])
-        self._autoplay = None  # (motion, start time ns) until it has started
+        self._autoplay = None  # (motion, delay ns after the first joint state) until it has started
+        self._first_state_ns: int | None = None  # when the first joint state arrived (ROS/sim time)
         if p["autoplay"]:
             try:
                 self._autoplay = (self.library.load(p["autoplay"]), int(round(float(p["autoplay_at_s"]) * 1e9)))
@@ -161,6 +164,9 @@ class MotionServer(Node):
             return
         with self._lock:
             self._joint_pos = q
+            if self._first_state_ns is None:  # lockstep: the state's stamp (t = 0); real time: our clock
+                self._first_state_ns = (ticks.stamp_to_ns(msg.header.stamp) if self.lockstep
+                                        else self.get_clock().now().nanoseconds)
         if self.lockstep:
             stamp_ns = ticks.stamp_to_ns(msg.header.stamp)
             # Odometry strictly older than this joint state: whether this tick's odometry arrived before
@@ -204,7 +210,8 @@ class MotionServer(Node):
                                           f"{stamp_ns * 1e-9:.3f} s: playback reset to idle")
                 self._reset_player()
             self._last_stamp_ns = stamp_ns
-            if self._autoplay is not None and stamp_ns >= self._autoplay[1]:
+            if (self._autoplay is not None and self._first_state_ns is not None
+                    and stamp_ns >= self._first_state_ns + self._autoplay[1]):
                 motion, _ = self._autoplay
                 self._autoplay = None
                 self.player.play(motion)
