@@ -23,6 +23,7 @@ explicit offsets reads or writes all of them at once.
 
 from __future__ import annotations
 
+import functools
 import struct
 
 import numpy as np
@@ -40,8 +41,10 @@ def _align(offset: int, n: int) -> int:
     return (offset + n - 1) // n * n
 
 
-def frame_dtype(num_joints: int, num_key_bodies: int) -> np.dtype:
-    """Byte layout of one ReferenceFrame starting at an 8-aligned offset (itemsize: to the next frame)."""
+@functools.lru_cache(maxsize=8)
+def frame_dtype(num_joints: int, num_key_bodies: int) -> tuple[np.dtype, int]:
+    """(dtype, bytes): the byte layout of one ReferenceFrame starting at an 8-aligned offset (the dtype's
+    itemsize reaches the next frame) and the frame's own length (without trailing padding)."""
     nj, nk3 = num_joints, 3 * num_key_bodies
     o = {"time_s": 0, "jp_n": 8, "jp": 12}
     o["jv_n"] = 12 + 4 * nj
