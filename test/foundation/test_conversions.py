@@ -139,7 +139,7 @@ def test_window_cdr_is_the_standard_encoding(case):
     _assert_same_window(window_cdr.decode(ours), conv.msg_to_window(deserialize_message(ours, ReferenceWindow)))
     for name in ("times_s", "joint_pos", "joint_vel", "root_pos", "root_quat_wxyz", "key_body_pos"):
         np.testing.assert_array_equal(getattr(window_cdr.decode(ours), name), getattr(data, name), err_msg=name)
-    assert window_cdr.stamp_ns(ours) == ticks.tick_to_ns(7)
+    assert ticks.cdr_header_stamp_ns(ours) == ticks.tick_to_ns(7)
 
 
 def test_window_cdr_decode_rejects_bad_content_like_msg_to_window():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import queue
 import signal
-import struct
 import sys
 import threading
 import time
@@ -21,13 +20,14 @@ from pathlib import Path
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
-from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rosbags.rosbag2 import StoragePlugin, Writer
 from std_msgs.msg import String
 
 from g1_common import topics
+from g1_common.ticks import cdr_header_stamp_ns as header_stamp_ns
 
 from . import typesys
 
@@ -50,15 +50,6 @@ RECORD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
 def _import_class(path: str):
     module, name = path.rsplit(".", 1)
     return getattr(__import__(module, fromlist=[name]), name)
-
-
-def header_stamp_ns(cdr: bytes) -> int | None:
-    """Stamp of a CDR message whose first field is a std_msgs/Header (or builtin Time), without
-    deserialising it: 4 bytes encapsulation, then int32 sec, uint32 nanosec."""
-    if len(cdr) < 12:
-        return None
-    sec, nanosec = struct.unpack_from("<iI" if cdr[1] == 1 else ">iI", cdr, 4)
-    return sec * 1_000_000_000 + nanosec
 
 
 class BagRecorder:

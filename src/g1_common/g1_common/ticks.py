@@ -7,6 +7,8 @@ lockstep simulation bit-identical from run to run (see docs/lockstep.md).
 
 from __future__ import annotations
 
+import struct
+
 from builtin_interfaces.msg import Time
 
 from g1_description.robot import CONTROL_PERIOD_S
@@ -38,3 +40,12 @@ def stamp_to_tick(stamp: Time) -> int | None:
 def ns_to_tick(ns: int) -> int | None:
     """The tick of a stamp in ns, or None when it is not on the tick grid."""
     return ns // CONTROL_PERIOD_NS if ns % CONTROL_PERIOD_NS == 0 else None
+
+
+def cdr_header_stamp_ns(cdr: bytes) -> int | None:
+    """Stamp (ns) of a serialized message whose first field is a std_msgs/Header (or builtin Time),
+    without deserialising it: 4 bytes encapsulation, then int32 sec, uint32 nanosec. None if too short."""
+    if len(cdr) < 12:
+        return None
+    sec, nanosec = struct.unpack_from("<iI" if cdr[1] == 1 else ">iI", cdr, 4)
+    return sec * 1_000_000_000 + nanosec

@@ -239,8 +239,3 @@ def decode(buf: bytes) -> ReferenceWindowData:
         raise MessageError(f"reference_window: {exc}") from exc
     return data
 
-
-def stamp_ns(buf: bytes) -> int:
-    """The header stamp of a serialized ReferenceWindow (ns)."""
-    sec, nanosec = struct.unpack_from("<iI" if buf[1] == 1 else ">iI", buf, 4)
-    return sec * 1_000_000_000 + nanosec

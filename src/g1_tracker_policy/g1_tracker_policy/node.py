@@ -199,7 +199,7 @@ class PolicyNode(Node):
     def _on_reference(self, raw: bytes) -> None:
         stamp_ns = None
         try:
-            stamp_ns = window_cdr.stamp_ns(raw)
+            stamp_ns = ticks.cdr_header_stamp_ns(raw)
             window = window_cdr.decode(raw)
         except Exception as exc:  # noqa: BLE001 - MessageError, or bytes rclpy cannot deserialise either
             fault = str(exc) if isinstance(exc, conversions.MessageError) else \
