@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
-from g1_common import conversions, topics
+from g1_common import conversions, shutdown, topics
 from g1_description import mjcf, urdf
 
 from . import typesys
@@ -110,11 +110,13 @@ class _Kinematics:
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    shutdown.init(args)
     node = None
     try:
         node = FoxgloveBridge()
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        shutdown.spin(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

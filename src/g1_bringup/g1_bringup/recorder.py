@@ -12,7 +12,6 @@ only when every recorded topic has a matched publisher, so nothing of tick 0 is 
 from __future__ import annotations
 
 import queue
-import signal
 import sys
 import threading
 import time
@@ -22,11 +21,10 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from rosbags.rosbag2 import StoragePlugin, Writer
 from std_msgs.msg import String
 
-from g1_common import topics
+from g1_common import shutdown, topics
 from g1_common.ticks import cdr_header_stamp_ns as header_stamp_ns
 
 from . import typesys
@@ -137,10 +135,7 @@ def main(args=None) -> int:
     # with rclpy's own handler the context shut down at once and the samples still in the reader queues
     # (e.g. the last tick's command of a run whose publishers just stopped) were lost, and two identical
     # runs could differ by one recorded message.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    shutdown.init(args)  # a signal stops the loop below; the context stays valid for the drain
     node = None
     try:
         node = RecorderNode()
@@ -151,8 +146,7 @@ def main(args=None) -> int:
 
         executor = EventsExecutor()
         executor.add_node(node)
-        while rclpy.ok() and not stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
+        shutdown.spin(executor)
         # drain: take what is still queued until nothing new arrives for 0.3 s (at most 1 s: a live graph
         # that keeps publishing, e.g. `g1 record` stopped with Ctrl-C, never goes quiet)
         end, last, quiet_since = time.monotonic() + 1.0, node.received, time.monotonic()

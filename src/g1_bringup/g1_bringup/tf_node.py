@@ -13,10 +13,10 @@ import sys
 import rclpy
 from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import Odometry
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
-from g1_common import topics
+from g1_common import shutdown, topics
 from g1_interfaces.msg import ReferenceWindow
 
 
@@ -54,10 +54,12 @@ def main(args=None) -> int:
         print("g1_tf: tf2_ros is not installed (it is not on PyPI). On a ROS 2 distro install it is part of "
               "ros-<distro>-tf2-ros; in the pip world use `g1 track --foxglove` for live 3D views.", file=sys.stderr)
         return 2
-    rclpy.init(args=args)
+    shutdown.init(args)
     node = TfNode(TransformBroadcaster)
     try:
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        shutdown.spin(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -13,7 +13,6 @@ import math
 import sys
 
 import numpy as np
-import rclpy
 
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
@@ -22,7 +21,7 @@ from std_msgs.msg import String
 
 from g1_common import conversions, ticks, topics
 from g1_description import robot
-from g1_hardware.shutdown import run_until_shutdown
+from g1_common import shutdown
 from g1_interfaces.msg import JointCommand
 
 _ARM_WAVE_JOINTS = [robot.JOINT_INDEX["left_shoulder_pitch_joint"], robot.JOINT_INDEX["right_shoulder_pitch_joint"]]
@@ -66,17 +65,12 @@ class CommandEcho(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    shutdown.init(args)
     node = CommandEcho()
     executor = EventsExecutor()
     executor.add_node(node)
 
-    def spin():
-        while rclpy.ok():
-            node.maybe_say_ready()
-            executor.spin_once(timeout_sec=0.1)
-
-    return run_until_shutdown(node, spin)
+    return shutdown.run_until_shutdown(node, lambda: shutdown.spin(executor, node.maybe_say_ready))
 
 
 if __name__ == "__main__":

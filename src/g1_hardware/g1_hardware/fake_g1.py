@@ -17,7 +17,6 @@ import sys
 import time
 
 import numpy as np
-import rclpy
 
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
@@ -25,7 +24,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from g1_description import robot
-from g1_hardware.shutdown import run_until_shutdown
+from g1_common import shutdown
 from g1_hardware.sim_core import MotorCommand, MujocoG1, SimConfig
 from g1_hardware.unitree_lowlevel import LOWCMD_STRUCT, MOTOR_ENABLE, crc_of_packed, lowstate_crc
 from unitree_hg.msg import LowCmd, LowState
@@ -117,7 +116,7 @@ class FakeG1(Node):
         period = 1.0 / self.rate_hz
         deadline = time.monotonic()
         step = 0
-        while rclpy.ok():
+        while shutdown.ok():
             deadline += period
             while (remaining := deadline - time.monotonic()) > 0:
                 executor.spin_once(timeout_sec=remaining)
@@ -132,11 +131,11 @@ class FakeG1(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    shutdown.init(args)
     node = FakeG1()
     executor = EventsExecutor()
     executor.add_node(node)
-    return run_until_shutdown(node, lambda: node.run(executor))
+    return shutdown.run_until_shutdown(node, lambda: node.run(executor))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Quaternion, Vector3
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -26,7 +25,8 @@ from std_srvs.srv import SetBool
 
 from g1_common import conversions, topics
 from g1_description import robot
-from g1_hardware.shutdown import RCLError, run_until_shutdown
+from g1_common import shutdown
+from g1_common.shutdown import RCLError
 from g1_hardware.sim_core import CommandError, CommandLimits
 from g1_hardware.unitree_lowlevel import Decimator, DriverConfig, DriverCore, LowCmdFrame
 from g1_interfaces.msg import JointCommand
@@ -184,11 +184,11 @@ def _imu_msg(msg: LowState, stamp) -> Imu:
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    shutdown.init(args)
     node = G1Driver()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    return run_until_shutdown(node, executor.spin)
+    return shutdown.run_until_shutdown(node, lambda: shutdown.spin(executor))
 
 
 if __name__ == "__main__":

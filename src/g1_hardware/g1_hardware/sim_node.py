@@ -36,9 +36,9 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
-from g1_common import conversions, ticks, topics
+from g1_common import conversions, shutdown, ticks, topics
 from g1_description import robot
-from g1_hardware.shutdown import RCLError, interrupted
+from g1_common.shutdown import RCLError, interrupted
 from g1_hardware.sim_core import (PHYSICS_STEPS_PER_TICK, CommandLimits, MotorCommand, MujocoG1,
                                   Randomization, SimConfig)
 from g1_interfaces.msg import JointCommand, KeyBodyPositions
@@ -346,13 +346,13 @@ class SimNode(Node):
             self.get_logger().warning("lockstep with no lockstep_peers: every tick waits "
                                       f"{self.params['lockstep_command_timeout_s']} s for a command, then damps")
         deadline = time.monotonic() + self.params["lockstep_ready_timeout_s"]
-        while rclpy.ok():
+        while shutdown.ok():
             missing = peers - self._ready_peers
             matched = not peers or (self.count_publishers(topics.JOINT_COMMAND) >= 1
                                     and self.pub_joint_states.get_subscription_count() >= 1)
             if not missing and matched:
                 settle_end = time.monotonic() + self.params["lockstep_settle_s"]
-                while time.monotonic() < settle_end and rclpy.ok():
+                while time.monotonic() < settle_end and shutdown.ok():
                     self.publish_clock(self.sim.tick)
                     executor.spin_once(timeout_sec=0.05)
                 return
@@ -369,7 +369,7 @@ class SimNode(Node):
                                f"{self.sim.tick}")
         self.stats.started_wall = time.monotonic()
         timeout = self.params["lockstep_command_timeout_s"]
-        while rclpy.ok() and not self._done():
+        while shutdown.ok() and not self._done():
             self._run_pending_ops()
             self._run_scheduled_pushes()
             if not self._may_tick():
@@ -394,7 +394,7 @@ class SimNode(Node):
 
     def _wait_for_command(self, executor, timeout_s: float) -> JointCommand | None:
         deadline = time.monotonic() + timeout_s
-        while self._command_for_tick is None and rclpy.ok():
+        while self._command_for_tick is None and shutdown.ok():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -406,7 +406,7 @@ class SimNode(Node):
         period_s = robot.PHYSICS_DT_S
         self.stats.started_wall = next_deadline = time.monotonic()
         step_in_tick = 0
-        while rclpy.ok() and not self._done():
+        while shutdown.ok() and not self._done():
             self._spin_until(executor, next_deadline)
             now = time.monotonic()
             lateness = now - next_deadline
@@ -483,7 +483,7 @@ def make_executor(kind: str):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    shutdown.init(args)
     node = None
     code = 0
     try:
@@ -505,8 +505,7 @@ def main(args=None) -> int:
             if rclpy.ok():
                 node.flush_publishers()
             node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        rclpy.try_shutdown()
     return code
 
 

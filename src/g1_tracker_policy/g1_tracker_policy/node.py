@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -28,11 +27,10 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, String
 
-from g1_common import conversions, ticks, topics, window_cdr
+from g1_common import conversions, shutdown, ticks, topics, window_cdr
 from g1_description import robot
 from g1_interfaces.msg import JointCommand, ReferenceWindow, TrackingStatus
 from g1_interfaces.srv import SetMode
@@ -359,11 +357,11 @@ class PolicyNode(Node):
         period = robot.CONTROL_PERIOD_S
         end = None if duration_s is None else time.monotonic() + duration_s
         deadline = time.monotonic() + period
-        while rclpy.ok() and (end is None or time.monotonic() < end):
+        while shutdown.ok() and (end is None or time.monotonic() < end):
             while (remaining := deadline - time.monotonic()) > self.guard_s:
                 executor.spin_once(timeout_sec=remaining - self.guard_s)
             self._sleep_and_prewarm(deadline)
-            if not rclpy.ok():  # shut down (Ctrl-C) while we waited
+            if not shutdown.ok():  # shut down (Ctrl-C) while we waited
                 break
             self.realtime_tick(deadline)
             self._maybe_ready()  # not a timer: a ready timer in this executor delays spin_once by ~4 ms
@@ -424,7 +422,7 @@ class PolicyNode(Node):
         stop = threading.Event()
 
         def serve():
-            while not stop.is_set() and rclpy.ok():
+            while not stop.is_set() and shutdown.ok():
                 executor.spin_once(timeout_sec=0.05)
 
         server = threading.Thread(target=serve, name="g1_policy_dds", daemon=True)
@@ -433,9 +431,9 @@ class PolicyNode(Node):
         end = None if duration_s is None else time.monotonic() + duration_s
         deadline = time.monotonic() + period
         try:
-            while rclpy.ok() and (end is None or time.monotonic() < end):
+            while shutdown.ok() and (end is None or time.monotonic() < end):
                 self._sleep_and_prewarm(deadline)  # no lock held: callbacks keep running while it sleeps
-                if not rclpy.ok():
+                if not shutdown.ok():
                     break
                 woke_s = time.monotonic()
                 with self.lock:
@@ -476,13 +474,13 @@ class PolicyNode(Node):
         self.create_timer(robot.CONTROL_PERIOD_S, self.realtime_tick)
         self.create_timer(0.1, self._maybe_ready)
         end = None if duration_s is None else time.monotonic() + duration_s
-        while rclpy.ok() and (end is None or time.monotonic() < end):
+        while shutdown.ok() and (end is None or time.monotonic() < end):
             executor.spin_once(timeout_sec=0.1)
 
     # --- lockstep ------------------------------------------------------------------------------------
     def spin_lockstep(self, executor, duration_s: float | None = None) -> None:
         end = None if duration_s is None else time.monotonic() + duration_s
-        while rclpy.ok() and (end is None or time.monotonic() < end):
+        while shutdown.ok() and (end is None or time.monotonic() < end):
             executor.spin_once(timeout_sec=0.01)
             self._maybe_ready()
             while self._lockstep_step():
@@ -538,15 +536,9 @@ def make_executor(kind: str):
     return SingleThreadedExecutor()
 
 
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(args=None) -> None:
-    # Our own signal handling: rclpy's handler would invalidate the context before we can send the
-    # final damping command.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # A signal only ends the loop (g1_common.shutdown): the context stays valid for the final damping command.
+    shutdown.init(args)
     node = None
     try:
         node = PolicyNode()

@@ -254,13 +254,14 @@ def _feed(args) -> None:
     """Publish a standing robot (joint_states + imu) and a standing reference at 50 Hz, stamped with
     real time. For trying the node alone; tests use their own publishers."""
     import rclpy
+    import rclpy.executors
     from rclpy.node import Node
     from sensor_msgs.msg import Imu
 
-    from g1_common import conversions, topics
+    from g1_common import conversions, shutdown, topics
     from g1_interfaces.msg import ReferenceWindow
 
-    rclpy.init()
+    shutdown.init()
     node = Node("g1_policy_feeder")
     pubs = (node.create_publisher(conversions.JointState, topics.JOINT_STATES, topics.CONTROL_QOS),
             node.create_publisher(Imu, topics.IMU, topics.CONTROL_QOS),
@@ -281,7 +282,9 @@ def _feed(args) -> None:
 
     node.create_timer(1.0 / args.rate_hz, tick)
     try:
-        rclpy.spin(node)
+        executor = rclpy.executors.SingleThreadedExecutor()
+        executor.add_node(node)
+        shutdown.spin(executor)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:

@@ -38,7 +38,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import ColorRGBA, String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from g1_common import conversions, ticks, topics, window_cdr
+from g1_common import conversions, shutdown, ticks, topics, window_cdr
 from g1_description import robot
 from g1_interfaces.msg import ReferenceWindow
 from g1_interfaces.srv import ListMotions, PlayMotion, StopMotion
@@ -141,7 +141,7 @@ class MotionServer(Node):
                 time.sleep(remaining * 1e-9)
             elif -remaining > period_ns:  # overran by more than a tick: skip, do not burst to catch up
                 deadline = time.monotonic_ns()
-            if not rclpy.ok():
+            if not shutdown.ok():
                 return
             self.publish_tick(self.get_clock().now().nanoseconds)
 
@@ -321,15 +321,14 @@ def markers(window: ReferenceWindowData, stamp) -> MarkerArray:
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    shutdown.init(args)
     node = None
     code = 0
     try:
         node = MotionServer()
         executor = _executor()
         executor.add_node(node)
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+        shutdown.spin(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ValueError as exc:  # bad parameters
@@ -339,8 +338,7 @@ def main(args=None) -> int:
         if node is not None:
             node.close()
             node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        rclpy.try_shutdown()
     return code
 
 
