@@ -102,7 +102,7 @@ def main() -> int:
     lockstep = []
     for run in range(args.runs):
         params = [*common, "-p", "mode:=lockstep", "-p", f"duration_s:={args.sim_seconds}",
-                  "-p", f"lockstep_peers:=[{','.join(names)}]"]
+                  "-p", f"ready_peers:=[{','.join(names)}]"]
         s = run_sim(params, peers, True, workdir, f"lockstep{run}", 60 + 10 * args.sim_seconds)
         lockstep.append(s)
         print(f"lockstep run {run}: {s['sim_time_s']:.1f} s sim in {s['wall_s']:.2f} s wall = "
@@ -113,7 +113,7 @@ def main() -> int:
     single_threaded = None
     if args.compare_executor:
         params = [*common, "-p", "mode:=lockstep", "-p", f"duration_s:={args.sim_seconds}", "-p",
-                  f"lockstep_peers:=[{','.join(names)}]", "-p", "executor:=single_threaded"]
+                  f"ready_peers:=[{','.join(names)}]", "-p", "executor:=single_threaded"]
         s = run_sim(params, peers, True, workdir, "lockstep-single", 60 + 10 * args.sim_seconds)
         single_threaded = s["real_time_factor"]
         print(f"lockstep, simulator on SingleThreadedExecutor: {single_threaded:.2f}x, "

@@ -15,7 +15,7 @@ from g1_bringup.graph import GraphOptions, tracking_graph, uses_sim_time
 def test_lockstep_graph_waits_for_every_peer_and_scripts_the_run():
     nodes = {n.name: n for n in tracking_graph(GraphOptions(record="/tmp/x", motion="clip", motion_at_s=2.5))}
     assert set(nodes) == {"g1_recorder", "motion_server", "g1_policy", "g1_sim"}
-    assert set(nodes["g1_sim"].params["lockstep_peers"]) == {"g1_recorder", "motion_server", "g1_policy"}
+    assert set(nodes["g1_sim"].params["ready_peers"]) == {"g1_recorder", "motion_server", "g1_policy"}
     assert nodes["motion_server"].params["autoplay"] == "clip"
     assert nodes["g1_policy"].params["auto_track"] is True
     args = nodes["g1_policy"].ros_args(use_sim_time=True)
@@ -27,6 +27,10 @@ def test_lockstep_graph_waits_for_every_peer_and_scripts_the_run():
 
 def test_realtime_and_robot_graphs():
     assert not uses_sim_time(GraphOptions(realtime=True))
+    sim = {n.name: n for n in tracking_graph(GraphOptions(realtime=True))}["g1_sim"].params
+    # real time too: no physics before the policy runs (else it may find the robot already collapsed)
+    assert sim["mode"] == "realtime" and sim["realtime_wait_for_peers"] is True
+    assert set(sim["ready_peers"]) == {"motion_server", "g1_policy"}
     robot = {n.name for n in tracking_graph(GraphOptions(hardware="robot"))}
     assert robot == {"motion_server", "g1_policy", "g1_driver"}
     with pytest.raises(ValueError, match="hardware"):

@@ -26,7 +26,7 @@ def run_lockstep(node_processes, tmp_path, name: str, duration_s: float, *sim_pa
     """Start the command-echo peer and g1_sim in lockstep; wait for the sim to finish; return its summary."""
     summary = tmp_path / f"{name}.json"
     node_processes.start(*ECHO, *echo_params, name=f"{name}-echo")
-    sim = node_processes.start(*SIM, "-p", "lockstep_peers:=[command_echo]", "-p", f"duration_s:={duration_s}",
+    sim = node_processes.start(*SIM, "-p", "ready_peers:=[command_echo]", "-p", f"duration_s:={duration_s}",
                                "-p", f"final_state_file:={summary}", *sim_params, name=f"{name}-sim")  # later -p wins
     return sim, summary
 
@@ -36,7 +36,7 @@ def test_lockstep_holds_the_default_pose_for_10_s_of_sim_time(node_processes, pr
     imu = probe.record(Imu, topics.IMU, topics.CONTROL_QOS)
     # The probe joins the readiness handshake like a recorder does, so no tick happens before it listens.
     sim, summary_path = run_lockstep(node_processes, tmp_path, "stand", 10.0,
-                                     "-p", f"lockstep_peers:=[command_echo,{probe.node.get_name()}]")
+                                     "-p", f"ready_peers:=[command_echo,{probe.node.get_name()}]")
     probe.spin_until(lambda: probe.node.count_publishers(topics.GROUND_TRUTH_ODOM) > 0
                      and probe.node.count_publishers(topics.IMU) > 0, 30.0, "the simulator's publishers")
     probe.say_ready()
@@ -76,8 +76,8 @@ def test_lockstep_reruns_are_bit_identical(node_processes, tmp_path):
 
 
 def test_lockstep_names_the_peers_that_never_said_ready(node_processes, tmp_path):
-    sim = node_processes.start(*SIM, "-p", "lockstep_peers:=[command_echo,g1_tracker_policy]", "-p",
-                               "lockstep_ready_timeout_s:=3.0", name="missing-sim")
+    sim = node_processes.start(*SIM, "-p", "ready_peers:=[command_echo,g1_tracker_policy]", "-p",
+                               "ready_timeout_s:=3.0", name="missing-sim")
     node_processes.start(*ECHO, name="missing-echo")
     assert wait_for_exit(sim, 30.0) == 1
     log = log_text(node_processes, sim)
@@ -109,6 +109,25 @@ def _wait_for_log(node_processes, proc, text: str, timeout_s: float = 10.0) -> N
         assert proc.poll() is None, f"the simulator died:\n{log_text(node_processes, proc)}"
         assert time.monotonic() < deadline, f"{text!r} not logged:\n{log_text(node_processes, proc)}"
         time.sleep(0.05)
+
+
+def test_realtime_waits_for_its_peers_before_any_physics(node_processes, probe):
+    """realtime_wait_for_peers: no state and no physics until the peers said ready and a command
+    publisher is matched; then 50 Hz states from the initial (standing) pose."""
+    states = probe.record(JointState, topics.JOINT_STATES, topics.CONTROL_QOS)
+    odom = probe.record(Odometry, topics.GROUND_TRUTH_ODOM, topics.CONTROL_QOS)
+    sim = node_processes.start(*SIM, "-p", "mode:=realtime", "-p", "realtime_wait_for_peers:=true",
+                               "-p", f"ready_peers:=[{probe.node.get_name()}]", name="rt-wait-sim")
+    probe.spin_until(lambda: probe.node.count_publishers(topics.JOINT_STATES) > 0, 30.0, "the sim's publishers")
+    probe.spin_for(1.5)
+    assert not states and sim.poll() is None, "the simulator ran before its peer was ready"
+    pub = probe.node.create_publisher(JointCommand, topics.JOINT_COMMAND, topics.CONTROL_QOS)
+    probe.say_ready()
+    probe.spin_until(lambda: len(states) > 10, 30.0, "joint_states once the peer is ready")
+    _wait_for_log(node_processes, sim, "realtime: peers ready")
+    # physics starts from the standing pose, not from a robot that already fell while waiting
+    assert odom[0].pose.pose.position.z > robot.DEFAULT_ROOT_HEIGHT_M - 0.03
+    assert pub.get_subscription_count() > 0
 
 
 def test_realtime_rejects_bad_commands_with_reasons_and_serves_pause_step_push_reset(node_processes, probe):

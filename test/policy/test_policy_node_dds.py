@@ -252,7 +252,7 @@ def test_with_the_simulator_passive_stand_track_hold_then_push_over_damps(harnes
     node_processes.start(*NODE, "-p", "use_sim_time:=true", "-p", f"policy_path:={art.path}",
                          "-p", "stand_ramp_s:=0.6", "-p", "track_ramp_s:=0.3", "-p", "auto_track:=true", name="g1_policy")
     node_processes.start("-m", "g1_hardware.sim_node", "--ros-args", "-p", "mode:=lockstep",
-                         "-p", "lockstep_peers:=[g1_policy,policy_test_harness]", "-p", "initial_command:=stand",
+                         "-p", "ready_peers:=[g1_policy,policy_test_harness]", "-p", "initial_command:=stand",
                          name="g1_sim")
     harness.wait_ready()
     server.say_ready()

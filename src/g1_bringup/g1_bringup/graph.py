@@ -85,7 +85,7 @@ def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
         # The recorder logs every message at its header stamp and needs no clock: without use_sim_time it
         # is one /clock reader fewer for the simulator to serve every tick.
         nodes.append(NodeSpec("g1_recorder", "g1_bringup", "g1_recorder", "g1_bringup.recorder",
-                              params={"output": opts.record, "announce_ready": lockstep, "use_sim_time": False}))
+                              params={"output": opts.record, "use_sim_time": False}))
     # motion_server and the policy run lockstep exactly when they use the simulator's clock
     motion_params = {"library": opts.motion_library} if opts.motion_library else {}
     if not opts.visualization:
@@ -107,12 +107,13 @@ def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
                           params=policy_params))
     if opts.hardware == "sim":
         peers = [n.name for n in nodes] + list(opts.extra_peers)
+        # Both modes: no physics before every peer runs (real time: else a slow-starting policy finds
+        # the robot already collapsed under the simulator's initial damping).
         sim_params = {"mode": "lockstep" if lockstep else "realtime", "seed": opts.seed,
-                      "duration_s": float(opts.duration_s)}
-        if lockstep:
-            sim_params["lockstep_peers"] = peers
-            if opts.motion:  # a scripted evaluation run ends 1 s after the robot was handed to damping
-                sim_params["stop_after_damping_s"] = 1.0
+                      "duration_s": float(opts.duration_s), "ready_peers": peers,
+                      "realtime_wait_for_peers": not lockstep}
+        if lockstep and opts.motion:  # a scripted evaluation run ends 1 s after the robot was handed to damping
+            sim_params["stop_after_damping_s"] = 1.0
         if opts.pushes:
             sim_params["scheduled_pushes"] = [float(x) for t, v in opts.pushes for x in (t, *v)]
         if opts.final_state_file:

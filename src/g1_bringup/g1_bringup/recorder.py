@@ -5,8 +5,9 @@ rosbags, so the bag is readable by ``ros2 bag`` on a distro install and by ``ros
 Each message is logged at its header stamp (the control tick), so bags of lockstep runs are
 deterministic. The writer runs in its own thread: subscription callbacks only enqueue bytes.
 
-In lockstep the recorder is one of the simulator's readiness peers: it says ready on ``g1/ready``
-only when every recorded topic has a matched publisher, so nothing of tick 0 is lost.
+The recorder is one of the simulator's readiness peers (lockstep, and real time under `g1 track`): it
+says ready on ``g1/ready`` only when every recorded topic has a matched publisher, so nothing of the first
+tick is lost.
 """
 
 from __future__ import annotations

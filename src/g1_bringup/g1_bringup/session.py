@@ -7,12 +7,13 @@ for robustness tests, kills a node at a given clip time (pushes are scheduled in
 
 from __future__ import annotations
 
+import threading
 import time
 
 import rclpy
 from rclpy.node import Node
 
-from g1_common import topics
+from g1_common import shutdown, topics
 from g1_interfaces.msg import TrackingStatus
 from g1_tracker_policy.safety import Mode
 
@@ -25,6 +26,13 @@ class SessionError(RuntimeError):
     pass
 
 
+def _raise_if_interrupted() -> None:
+    """Ctrl-C as KeyboardInterrupt, raised here between spins: raised by the default handler inside
+    rclpy's take it would come out as a pybind11 RuntimeError (see g1_common.shutdown)."""
+    if shutdown.requested():
+        raise KeyboardInterrupt
+
+
 class TrackSession:
     NAME = "g1_track"
 
@@ -33,7 +41,10 @@ class TrackSession:
         then counted from the first status. In lockstep they are sim times from t = 0 already."""
         self._origin_s: float | None = None if realtime else 0.0
         if not rclpy.ok():
-            rclpy.init()
+            if threading.current_thread() is threading.main_thread():
+                shutdown.init()  # Ctrl-C sets a flag that the loops below turn into KeyboardInterrupt
+            else:
+                rclpy.init()
         self.node = Node(self.NAME)
         # Only the small status message: the clip time is in it, and deserialising every 13 kB reference
         # window here would cost a third of a core in lockstep.
@@ -78,6 +89,7 @@ class TrackSession:
         deadline = time.monotonic() + timeout_wall_s
         while time.monotonic() < deadline:
             self._executor.spin_once(timeout_sec=0.02)
+            _raise_if_interrupted()
             if not self._ready_sent and self._status_sub.get_publisher_count() > 0:
                 self._ready_pub.publish(String(data=self.NAME))
                 self._ready_sent = True
@@ -120,6 +132,7 @@ class TrackSession:
         try:
             while True:
                 self._executor.spin_once(timeout_sec=0.02)
+                _raise_if_interrupted()
                 now = self.sim_time_s()
                 playing = self.status is not None and self.status.active_motion == motion
                 if playing:

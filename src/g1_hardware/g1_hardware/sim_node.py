@@ -61,8 +61,11 @@ PARAMETERS = {
     "motor_strength_scale": [0.9, 1.1],
     "kp_max": 500.0,
     "kd_max": 50.0,
-    "lockstep_peers": Parameter.Type.STRING_ARRAY,  # node names that say ready on g1/ready before t=0
-    "lockstep_ready_timeout_s": 30.0,      # wall time to wait for the peers
+    "ready_peers": Parameter.Type.STRING_ARRAY,  # node names that say ready on g1/ready before t=0
+    "ready_timeout_s": 30.0,      # wall time to wait for the peers
+    # Real time: no physics until ready_peers are ready (a real robot comes off its gantry only once the
+    # controller runs). Without it a slow-starting policy finds the robot already collapsed under damping.
+    "realtime_wait_for_peers": False,
     "lockstep_command_timeout_s": 2.0,     # wall time to wait for the command of a tick -> damping
     # Wall time between "all peers ready" and t=0. Discovery is asymmetric: a peer's reader can see our
     # writer (and say ready) before every writer in the graph has matched every reader, e.g. the
@@ -297,7 +300,8 @@ class SimNode(Node):
         self.pub_key_bodies.publish(bodies)
 
     def publish_clock(self, tick: int) -> None:
-        self.pub_clock.publish(Clock(clock=ticks.stamp_from_tick(tick)))
+        if self.pub_clock is not None:  # lockstep only
+            self.pub_clock.publish(Clock(clock=ticks.stamp_from_tick(tick)))
 
     # --- the loops ---------------------------------------------------------------------------------
 
@@ -339,13 +343,13 @@ class SimNode(Node):
                                    "(stop_after_damping_s)")
 
     def wait_for_peers(self, executor) -> None:
-        """Readiness handshake: only /clock at t=0 until every lockstep peer said ready on g1/ready,
-        and until their command publishers and state subscribers are matched on our side too."""
-        peers = set(self.params["lockstep_peers"])
-        if not peers:
-            self.get_logger().warning("lockstep with no lockstep_peers: every tick waits "
+        """Readiness handshake: no physics (lockstep: only /clock at t=0) until every peer said ready on
+        g1/ready, and until their command publishers and state subscribers are matched on our side too."""
+        peers = set(self.params["ready_peers"])
+        if not peers and self.mode == "lockstep":
+            self.get_logger().warning("lockstep with no ready_peers: every tick waits "
                                       f"{self.params['lockstep_command_timeout_s']} s for a command, then damps")
-        deadline = time.monotonic() + self.params["lockstep_ready_timeout_s"]
+        deadline = time.monotonic() + self.params["ready_timeout_s"]
         while shutdown.ok():
             missing = peers - self._ready_peers
             matched = not peers or (self.count_publishers(topics.JOINT_COMMAND) >= 1
@@ -355,18 +359,18 @@ class SimNode(Node):
                 while time.monotonic() < settle_end and shutdown.ok():
                     self.publish_clock(self.sim.tick)
                     executor.spin_once(timeout_sec=0.05)
+                self.get_logger().info(f"{self.mode}: peers ready ({sorted(self._ready_peers)}), starting at "
+                                       f"tick {self.sim.tick}")
                 return
             if time.monotonic() > deadline:
-                raise LockstepError(f"lockstep: peers {sorted(missing)} did not say ready on {topics.READY} within "
-                                    f"{self.params['lockstep_ready_timeout_s']} s (ready: {sorted(self._ready_peers)}"
-                                    f", command publisher matched: {matched}); start them, or fix lockstep_peers")
+                raise LockstepError(f"{self.mode}: peers {sorted(missing)} did not say ready on {topics.READY} within "
+                                    f"{self.params['ready_timeout_s']} s (ready: {sorted(self._ready_peers)}"
+                                    f", command publisher matched: {matched}); start them, or fix ready_peers")
             self.publish_clock(self.sim.tick)
             executor.spin_once(timeout_sec=0.05)
 
     def run_lockstep(self, executor) -> None:
         self.wait_for_peers(executor)
-        self.get_logger().info(f"lockstep: peers ready ({sorted(self._ready_peers)}), starting at tick "
-                               f"{self.sim.tick}")
         self.stats.started_wall = time.monotonic()
         timeout = self.params["lockstep_command_timeout_s"]
         while shutdown.ok() and not self._done():
@@ -403,6 +407,8 @@ class SimNode(Node):
 
     def run_realtime(self, executor) -> None:
         """500 Hz absolute-deadline loop; publishes every 10th step (the end of a control tick)."""
+        if self.params["realtime_wait_for_peers"]:
+            self.wait_for_peers(executor)
         period_s = robot.PHYSICS_DT_S
         self.stats.started_wall = next_deadline = time.monotonic()
         step_in_tick = 0

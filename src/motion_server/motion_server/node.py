@@ -112,11 +112,11 @@ class MotionServer(Node):
 
         self._stop_event = threading.Event()
         self._thread = None
-        if self.lockstep:
-            self._ready_sent = False
-            # A wall-clock timer: sim-time timers stay silent until the first /clock.
-            self._ready_timer = self.create_timer(0.05, self._check_ready, clock=rclpy.clock.Clock())
-        else:
+        # Readiness for the simulator (g1/ready), in both modes. A wall-clock timer: sim-time timers stay
+        # silent until the first /clock.
+        self._ready_sent = False
+        self._ready_timer = self.create_timer(0.05, self._check_ready, clock=rclpy.clock.Clock())
+        if not self.lockstep:
             self._thread = threading.Thread(target=self._realtime_loop, name="reference-loop", daemon=True)
             self._thread.start()
         self.get_logger().info(
@@ -148,12 +148,12 @@ class MotionServer(Node):
     def _check_ready(self) -> None:
         if self._ready_sent:
             return
-        clock_matched = self.count_publishers("/clock") > 0
+        clock_matched = not self.lockstep or self.count_publishers("/clock") > 0
         if clock_matched and self.sub_joints.get_publisher_count() > 0:
             self.pub_ready.publish(String(data=self.get_name()))
             self._ready_sent = True
             self._ready_timer.cancel()
-            self.get_logger().info("joint_states and /clock matched: ready")
+            self.get_logger().info(f"joint_states{' and /clock' if self.lockstep else ''} matched: ready")
 
     # --- inputs ---
     def _on_joint_states(self, msg: JointState) -> None:
