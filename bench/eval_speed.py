@@ -22,10 +22,10 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
-def track(out: Path, library: Path, motion: str) -> float:
+def track(out: Path, library: Path, motion: str, controller: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "g1_bringup.cli", "track", "--out", str(out), "--quiet", "--library",
-                    str(library), "--motion", motion, "--baseline"], check=True, stdout=subprocess.DEVNULL,
+                    str(library), "--motion", motion, *controller], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
@@ -34,6 +34,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip-s", type=float, default=56.0, help="clip length; stand-up adds ~4 s")
     parser.add_argument("--keep", type=Path, help="keep the runs in this directory")
+    parser.add_argument("--policy", default="shipped",
+                        help="'shipped' (the default policy: it tracks the whole slow squat, the baseline falls "
+                             "half-way), 'baseline', or an ONNX file")
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randrange(20, 200)))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -48,10 +51,11 @@ def main() -> None:
     csv = default_motion.write_csv(root / "long_squat.csv", duration_s=args.clip_s)
     library = MotionLibrary(root / "library")
     library.add(import_motion(csv, name="long_squat", fps=default_motion.FPS).motion)
+    controller = {"shipped": [], "baseline": ["--baseline"]}.get(args.policy, ["--policy", args.policy])
     runs = []
     for i in range(2):
         out = root / f"run{i}"
-        wall = track(out, library.root, "long_squat")
+        wall = track(out, library.root, "long_squat", controller)
         final = json.loads((out / "sim_final.json").read_text())
         report = json.loads((out / "report.json").read_text())
         runs.append({"wall_s": wall, "sim": final, "report": report})
@@ -70,6 +74,8 @@ def main() -> None:
             and runs[0]["report"]["per_clip"] == runs[1]["report"]["per_clip"])
     same_state = runs[0]["sim"]["state_sha256"] == runs[1]["sim"]["state_sha256"]
     result = {
+        "controller": runs[0]["report"]["controller"],
+        "completion": runs[0]["report"]["overall"].get("completion"),
         "recorded_sim_s": round(recorded_s, 2),
         "eval_s_median": round(sorted(eval_times)[1], 3),
         "eval_s_with_plots": round(eval_with_plots, 3),

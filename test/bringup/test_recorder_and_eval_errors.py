@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import rclpy
 from rclpy.node import Node
 from rosbags.rosbag2 import Reader
@@ -98,3 +99,45 @@ def test_track_refuses_unknown_motion_and_missing_policy(tmp_path):
     out = _run_g1("track", "--baseline", "--out", str(tmp_path / "a_file"))
     assert out.returncode == 2 and "is not a directory" in out.stderr and "Traceback" not in out.stderr
     assert (tmp_path / "a_file").read_text() == "not a directory"
+
+
+def test_eval_reads_reference_windows_by_both_decoders_alike(tmp_path):
+    """Windows are decoded with numpy (window_cdr); one that does not validate (NaN) falls back to rosbags
+    and is still read, as recorded. Both paths give the evaluation the same next frame."""
+    from rclpy.serialization import serialize_message
+
+    from g1_bringup.evaluation import _next_frame, as_window, read_bag
+    from g1_bringup.recorder import DEFAULT_TOPICS, BagRecorder
+    from g1_common import window_cdr
+    from g1_description import robot
+    from motion_server.reference import DEFAULT_FUTURE_OFFSETS, ReferenceWindowData, WindowState
+
+    rng = np.random.default_rng(3)
+    f, k = 1 + len(DEFAULT_FUTURE_OFFSETS), len(robot.KEY_BODIES)
+    q = rng.normal(size=(f, 4))
+    good = ReferenceWindowData(
+        times_s=np.arange(f) * 0.02, joint_pos=rng.normal(size=(f, 29)), joint_vel=rng.normal(size=(f, 29)),
+        root_pos=rng.normal(size=(f, 3)), root_quat_wxyz=q / np.linalg.norm(q, axis=1, keepdims=True),
+        root_lin_vel=rng.normal(size=(f, 3)), root_ang_vel=rng.normal(size=(f, 3)),
+        key_body_pos=rng.normal(size=(f, k, 3)), motion_name="wave", clip_time_s=1.0, clip_duration_s=8.0,
+        state=WindowState.PLAYING)
+    bad_msg = conversions.window_to_msg(good, ticks.stamp_from_tick(1))
+    bad_msg.next_frame.joint_positions[3] = float("nan")
+    bag = tmp_path / "windows"
+    recorder = BagRecorder(bag, dict(DEFAULT_TOPICS))
+    recorder.write(topics.REFERENCE_WINDOW, window_cdr.encode(good, ticks.tick_to_ns(0)), 0)
+    recorder.write(topics.REFERENCE_WINDOW, serialize_message(bad_msg), 0)
+    recorder.close()
+
+    (_, fast), (_, slow) = read_bag(bag)[topics.REFERENCE_WINDOW]
+    assert isinstance(fast, ReferenceWindowData) and not isinstance(slow, ReferenceWindowData)
+    a, b = _next_frame(fast), _next_frame(slow)
+    for i, (x, y) in enumerate(zip(a, b)):
+        if i == 1:  # the NaN joint
+            assert np.isnan(y[3]) and np.array_equal(np.delete(np.asarray(x), 3), np.delete(np.asarray(y), 3))
+        else:
+            np.testing.assert_array_equal(np.asarray(x, dtype=float), np.asarray(y, dtype=float), err_msg=str(i))
+    assert (slow.motion_name, slow.state, tuple(slow.key_body_names)) == (fast.motion_name, fast.state,
+                                                                          fast.key_body_names)
+    with pytest.raises(conversions.MessageError, match="not finite|NaN"):
+        as_window(slow)  # replay refuses what the policy node would have refused

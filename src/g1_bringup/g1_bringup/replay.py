@@ -34,7 +34,7 @@ def replay(bag: Path, policy: Path) -> dict:
     from g1_tracker_policy.controllers import PolicyController, RobotState
     from g1_tracker_policy.safety import Mode
 
-    from .evaluation import EvalError, _by_tick, read_bag
+    from .evaluation import EvalError, _by_tick, as_window, read_bag
     from g1_common.ticks import CONTROL_PERIOD_NS
 
     raw = read_bag(bag, wanted_topics=(topics.JOINT_STATES, topics.IMU, topics.REFERENCE_WINDOW,
@@ -62,11 +62,11 @@ def replay(bag: Path, policy: Path) -> dict:
             controller.reset()
             last_action = controller.observe_command(
                 conversions.joint_command_to_arrays(commands[k - 1])["position"],
-                conversions.msg_to_window(windows[k - 1]) if k - 1 in windows else None) if k - 1 in commands \
+                as_window(windows[k - 1]) if k - 1 in windows else None) if k - 1 in commands \
                 else np.zeros(robot.NUM_JOINTS)
         q, dq, _ = conversions.joint_state_to_arrays(states[k])
         quat, gyro, _ = conversions.imu_to_arrays(imus[k])
-        window = conversions.msg_to_window(windows[k])
+        window = as_window(windows[k])
         out = controller.compute(RobotState(q, dq, quat, gyro), window, last_action)
         recorded = conversions.joint_command_to_arrays(commands[k])["position"]
         diffs.append(out.position - recorded)
