@@ -169,7 +169,8 @@ def test_realtime_track_runs_the_clip_and_reports(tmp_path):
     clip = report["per_clip"][0]
     events = report["run"]["events"]
     segments = [(c["motion"], c["ticks"], c.get("completion")) for c in report["per_clip"]]
-    assert clip["motion"] == "g1_squat_wave" and clip["ticks"] > 300, (segments, events)
+    # 400 ticks when the 500 Hz simulator keeps real time; a loaded machine slows it (the clip does not wait)
+    assert clip["motion"] == "g1_squat_wave" and clip["ticks"] > 200, (segments, events)
     assert all(e["t_s"] >= 0.0 for e in events if "t_s" in e and e["t_s"] != ""), events
     modes = [e["event"].split(" (")[0] for e in events if e["event"].startswith("mode -> ")]
     assert modes.index("mode -> track") > modes.index("mode -> stand"), events
