@@ -4,9 +4,9 @@ The bag needs the reference windows, joint states, the simulator's ground truth 
 key bodies) and the tracking status; commands are used when present. Reference windows are decoded
 with numpy (g1_common.window_cdr, 3x faster than rosbags; a window that does not validate, e.g. NaN,
 falls back to rosbags so the report still shows it), the other messages with rosbags (twice as fast
-as rclpy) into plain dataclasses with the same field names. They are aligned by their tick stamps: the robot state at tick k+1 is
-compared with the ``next_frame`` of the reference window of tick k (the frame the command of tick k
-aimed for).
+as rclpy) into plain dataclasses with the same field names. They are aligned by their tick stamps:
+the robot state at tick k+1 is compared with the ``next_frame`` of the reference window of tick k
+(the frame the command of tick k aimed for).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import numpy as np
 from g1_common import conversions, topics, window_cdr
 from g1_common.conversions import MessageError
 from g1_description import robot
-from motion_server.reference import ReferenceWindowData
 from g1_tracker_policy.observation import quat_to_rotmat
 from g1_tracker_policy.safety import Mode
+from motion_server.reference import ReferenceWindowData
 
 from . import metrics as M
 
