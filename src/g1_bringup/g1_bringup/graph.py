@@ -111,10 +111,7 @@ def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
         # the robot already collapsed under the simulator's initial damping).
         sim_params = {"mode": "lockstep" if lockstep else "realtime", "seed": opts.seed,
                       "duration_s": float(opts.duration_s), "ready_peers": peers,
-                      "realtime_wait_for_peers": not lockstep,
-                      # the clock's source: it stamps from its tick counter, and on sim time it would
-                      # take back every /clock it publishes (a callback per tick for nothing)
-                      "use_sim_time": False}
+                      "realtime_wait_for_peers": not lockstep}
         if lockstep and opts.motion:  # a scripted evaluation run ends 1 s after the robot was handed to damping
             sim_params["stop_after_damping_s"] = 1.0
         if opts.pushes:
