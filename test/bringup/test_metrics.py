@@ -92,3 +92,16 @@ def test_two_clips_are_two_segments():
     m = M.compute_metrics(rec)
     assert [c["motion"] for c in m["per_clip"]] == ["a", "b"]
     assert m["overall"]["clips"] == 2
+
+
+def test_control_rate_counts_ticks_that_reused_a_state_but_not_those_after_the_last_state():
+    from g1_bringup.evaluation import control_rate_hz
+
+    t = np.arange(500) * 0.02  # 50 Hz for 10 s
+    assert control_rate_hz(t) == pytest.approx(50.0)
+    late = t.copy()
+    late[100] = late[99]  # a tick that found no new state (it reuses the previous stamp): still a tick
+    assert control_rate_hz(late) == pytest.approx(50.0)
+    stalled = np.concatenate([t, np.full(60, t[-1])])  # the simulator stopped; the policy ticked on
+    assert control_rate_hz(stalled) == pytest.approx(50.0)
+    assert control_rate_hz(np.array([1.0])) is None and control_rate_hz(np.full(5, 2.0)) is None

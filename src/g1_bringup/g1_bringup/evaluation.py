@@ -297,6 +297,19 @@ def _events(status: dict) -> list[dict]:
     return events
 
 
+def control_rate_hz(status_t_s: np.ndarray) -> float | None:
+    """Ticks per second from the tracking status stamps. A status carries the stamp of the joint state
+    its tick answered, so ticks that found no new state repeat a stamp: inside the run they are ticks and
+    count; after the last new state (the simulator or robot stopped) they would only inflate the rate
+    (a real-time run read 58 Hz for a 50 Hz loop), so the span ends at the last stamp that advanced."""
+    t = np.asarray(status_t_s, dtype=np.float64)
+    advanced = np.nonzero(np.diff(t) > 0)[0]
+    if advanced.size == 0:
+        return None
+    last = int(advanced[-1]) + 1  # the last status whose stamp is newer than its predecessor's
+    return float(last / (t[last] - t[0]))
+
+
 def _percentile(x: np.ndarray, q: float) -> float | None:
     return float(np.percentile(x, q)) if len(x) else None
 
@@ -321,8 +334,7 @@ def summarise(data: BagData, bag_path: Path) -> dict:
             "inference_ms_median": _percentile(s["inference_ms"], 50),
             "period_jitter_ms_p99": _percentile(s["period_jitter_ms"], 99),
             "overruns": int(s["overruns"][-1]),
-            "control_rate_hz": (float((len(s["t_s"]) - 1) / (s["t_s"][-1] - s["t_s"][0]))
-                                if len(s["t_s"]) > 1 and s["t_s"][-1] > s["t_s"][0] else None),
+            "control_rate_hz": control_rate_hz(s["t_s"]),
         }
     if data.commands:
         pos = data.commands["position"]
