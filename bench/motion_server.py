@@ -214,7 +214,8 @@ def compute_cost(library: MotionLibrary, name: str, num_ticks: int = 1000) -> di
           f"{med['cdr_encode']:.3f} + {med['cdr_decode']:.3f} ms "
           f"({(med['rclpy_encode'] + med['rclpy_decode']) / (med['cdr_encode'] + med['cdr_decode']):.1f}x less)")
     return {"player_per_window_median_ms": round(med["player"], 4),
-            "rclpy_encode_median_ms": round(med["rclpy_encode"], 4), "rclpy_decode_median_ms": round(med["rclpy_decode"], 4),
+            "rclpy_encode_median_ms": round(med["rclpy_encode"], 4),
+            "rclpy_decode_median_ms": round(med["rclpy_decode"], 4),
             "cdr_encode_median_ms": round(med["cdr_encode"], 4), "cdr_decode_median_ms": round(med["cdr_decode"], 4)}
 
 

@@ -144,10 +144,9 @@ def _nearest(items: list, targets_ns: np.ndarray, tolerance_ns: int) -> dict[int
         return {}
     items = sorted(items, key=lambda x: x[0])
     stamps = np.array([s for s, _ in items], dtype=np.int64)
-    j = np.clip(np.searchsorted(stamps, targets_ns), 1, len(stamps) - 1) if len(stamps) > 1 else \
-        np.zeros(len(targets_ns), dtype=int)
-    if len(stamps) > 1:
-        j = np.where(np.abs(stamps[j - 1] - targets_ns) <= np.abs(stamps[j] - targets_ns), j - 1, j)
+    j = np.minimum(np.searchsorted(stamps, targets_ns), len(stamps) - 1)  # first stamp >= target (or last)
+    before = np.maximum(j - 1, 0)
+    j = np.where(np.abs(stamps[before] - targets_ns) <= np.abs(stamps[j] - targets_ns), before, j)  # ties: earlier
     return {i: items[jj][1] for i, jj in enumerate(j) if abs(int(stamps[jj]) - int(targets_ns[i])) <= tolerance_ns}
 
 

@@ -18,10 +18,11 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from g1_common import conversions, shutdown, topics
+from g1_common.ticks import cdr_header_stamp_ns
 from g1_description import mjcf, urdf
 
 from . import typesys
-from .recorder import DEFAULT_TOPICS, RECORD_QOS, _import_class, header_stamp_ns
+from .recorder import DEFAULT_TOPICS, RECORD_QOS, _import_class
 
 FORWARDED = dict(DEFAULT_TOPICS)
 FORWARDED[topics.REFERENCE_JOINT_STATES] = "sensor_msgs.msg.JointState"
@@ -62,7 +63,7 @@ class FoxgloveBridge(Node):
                                f"{self.get_parameter('port').value}")
 
     def _forward(self, topic: str, data: bytes):
-        stamp = header_stamp_ns(data) or time.time_ns()
+        stamp = cdr_header_stamp_ns(data) or time.time_ns()
         self.channels[topic].log(bytes(data), log_time=stamp)
 
     def _publish_description(self):

@@ -26,7 +26,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from std_msgs.msg import String
 
 from g1_common import shutdown, topics
-from g1_common.ticks import cdr_header_stamp_ns as header_stamp_ns
+from g1_common.ticks import cdr_header_stamp_ns
 
 from . import typesys
 
@@ -69,7 +69,7 @@ class BagRecorder:
         self.counts = {t: 0 for t in topic_types}
 
     def write(self, topic: str, cdr: bytes, fallback_ns: int) -> None:
-        stamp = header_stamp_ns(cdr)
+        stamp = cdr_header_stamp_ns(cdr)
         self._writer.write(self._connections[topic], stamp if stamp is not None else fallback_ns, cdr)
         self.counts[topic] += 1
 
@@ -132,11 +132,10 @@ class RecorderNode(Node):
 
 
 def main(args=None) -> int:
-    # SIGINT/SIGTERM end the recording, but only after what DDS already delivered to us is in the bag:
-    # with rclpy's own handler the context shut down at once and the samples still in the reader queues
-    # (e.g. the last tick's command of a run whose publishers just stopped) were lost, and two identical
-    # runs could differ by one recorded message.
-    shutdown.init(args)  # a signal stops the loop below; the context stays valid for the drain
+    # SIGINT/SIGTERM end the recording, but only after what DDS already delivered to us is in the bag
+    # (the context stays valid, g1_common.shutdown): samples still in the reader queues, e.g. the last
+    # tick's command of a run whose publishers just stopped, would be lost and identical runs could differ.
+    shutdown.init(args)
     node = None
     try:
         node = RecorderNode()

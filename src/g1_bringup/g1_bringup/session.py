@@ -155,7 +155,8 @@ class TrackSession:
                     break
                 # The lockstep simulator ends a scripted run itself (duration, or 1 s of damping), which keeps
                 # the end deterministic; otherwise (real time, the robot) this monitor ends it.
-                if not sim_ends_run and self.status is not None and self.status.mode == Mode.HOLD and clip_t >= clip_s - 0.05:
+                if (not sim_ends_run and self.status is not None and self.status.mode == Mode.HOLD
+                        and clip_t >= clip_s - 0.05):
                     hold_since = hold_since if hold_since is not None else now
                     if now - hold_since >= 1.0:
                         outcome = "clip ended"

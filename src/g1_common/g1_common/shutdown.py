@@ -43,23 +43,13 @@ def init(args=None) -> None:
 
 
 def requested() -> bool:
-    """True once SIGINT or SIGTERM arrived (or :func:`request` was called)."""
+    """True once SIGINT or SIGTERM arrived."""
     return _requested.is_set()
-
-
-def request() -> None:
-    """Ask the loops to stop, as a signal would (e.g. from another thread)."""
-    _requested.set()
 
 
 def ok() -> bool:
     """The loop condition of a node main: the context is valid and no stop was requested."""
     return rclpy.ok() and not _requested.is_set()
-
-
-def wait(timeout_s: float) -> bool:
-    """Sleep up to ``timeout_s``; returns early (True) when a stop is requested."""
-    return _requested.wait(timeout_s)
 
 
 def interrupted(exc: BaseException) -> bool:

@@ -375,8 +375,9 @@ class PolicyNode(Node):
         """Sleep to ``prewarm_lead_ms`` before the deadline, then a dry run of observation + inference
         (discarded, no state change), then inference re-runs until one runs at its cache-warm speed or the
         lead is used up, then busy-wait to the deadline. Only while tracking, and only for a model whose
-        warm inference fits well in the lead; 0 disables it (plain sleep to the deadline). Why: a large policy's weights leave this
-        machine's caches within milliseconds, and one re-run only brings part of them back (3.3M-param
+        warm inference fits well in the lead; 0 disables it (plain sleep to the deadline). Why: a large
+        policy's weights leave this machine's caches within milliseconds, and one re-run only brings part
+        of them back (3.3M-param
         MoE, bench: cold 0.64 ms, after one re-run 0.34, after five 0.20, back-to-back 0.17). Cost: the
         lead, in CPU, per tick (2 ms = 10 % of a core)."""
         lead = self.prewarm_lead_s
