@@ -45,7 +45,7 @@ def main() -> None:
 
     art = external.load_external(args.policy, args.sidecar, base_lin_vel=args.base_lin_vel)
     ctrl = ExternalPolicyController(art)
-    motion = import_motion(art.path).motion
+    motion = import_motion(art.path, sidecar=args.sidecar).motion
     sim = MujocoG1()
     player = ReferencePlayer(blend_in_s=2.0, reanchor_after_blend=args.reanchor == "blend_end")
     zeros = np.zeros(robot.NUM_JOINTS)

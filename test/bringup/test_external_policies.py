@@ -117,3 +117,13 @@ def test_holosoma_fastsac_without_a_sidecar_is_refused(tmp_path, holosoma_models
     assert not (tmp_path / "refused").exists()                 # nothing half-written left behind
     proc = g1("policy", "inspect", str(policy), timeout=120)
     assert proc.returncode == 1 and "action_scale" in proc.stderr
+    # with the sidecar the README documents, the facts are supplied explicitly and it loads
+    import re
+
+    from g1_tracker_policy import external
+
+    readme = (Path(__file__).resolve().parents[2] / "src" / "g1_tracker_policy" / "README.md").read_text()
+    side = tmp_path / "facts.g1.yaml"
+    side.write_text(re.search(r"```yaml\n(# fastsac.*?)```", readme, re.S).group(1))
+    art = external.load_policy(policy, side)
+    assert art.facts_from["action_scale"].startswith("sidecar") and art.obs_size == 154
