@@ -128,6 +128,7 @@ class PolicyNode(Node):
                                                 raw=True)
         self.sub_estop = self.create_subscription(Bool, topics.ESTOP, self._on_estop, q)
         self._odom = None  # latest (pos, lin_vel_body); lockstep: by tick in _odom_by_tick
+        self._odom_rx_s: float | None = None
         self._odom_by_tick: dict[int, tuple] = {}
         self.sub_odom = None
         if getattr(self.controller, "needs_odometry", False):
@@ -254,7 +255,7 @@ class PolicyNode(Node):
         if not all(np.all(np.isfinite(a)) for a in odom):
             odom = None  # the observation then refuses (controller error -> DAMP)
         with self.lock:
-            self._odom = odom
+            self._odom, self._odom_rx_s = odom, time.monotonic()
             self._register_lockstep(ticks.stamp_to_tick(msg.header.stamp), self._odom_by_tick, odom)
 
     def _on_estop(self, msg: Bool) -> None:
@@ -310,7 +311,11 @@ class PolicyNode(Node):
             estop=self._estop, input_fault=self._input_fault, reference_error=self._reference_error)
 
     def _run_controller(self, inp: TickInputs, gyro: np.ndarray):
-        odom = self._tick_odom if self.lockstep else self._odom
+        if self.lockstep:
+            odom = self._tick_odom
+        else:  # real time: the latest, unless older than state_lost_ms (never a stale position)
+            fresh = self._odom_rx_s is not None and time.monotonic() - self._odom_rx_s < self.sm.cfg.state_lost_s
+            odom = self._odom if fresh else None
         state = RobotState(joint_pos=inp.joint_pos, joint_vel=inp.joint_vel, base_quat_wxyz=inp.base_quat_wxyz,
                            base_ang_vel_body=gyro, base_pos_world=None if odom is None else odom[0],
                            base_lin_vel_body=None if odom is None else odom[1])
@@ -521,11 +526,16 @@ class PolicyNode(Node):
 
     def _lockstep_step(self) -> bool:
         """Run tick k once joint state, IMU and reference stamped t_k are in (or the reference timed out)."""
-        ready = sorted(k for k in self._state_by_tick if k in self._imu_by_tick
-                       and (self.sub_odom is None or k in self._odom_by_tick))
+        ready = sorted(k for k in self._state_by_tick if k in self._imu_by_tick)
         if not ready:
             return False
         k = ready[0]
+        if self.sub_odom is not None and k not in self._odom_by_tick:  # a policy that observes odometry
+            if time.monotonic() - self._state_wall_by_tick[k] < self.lockstep_timeout_s \
+                    and self.sub_odom.get_publisher_count() > 0:
+                return False
+            # never a stale position: without this tick's odometry the observation refuses (-> DAMP)
+            self.get_logger().warning(f"tick {k}: no odometry stamped t_k", throttle_duration_sec=2.0)
         window = self._ref_by_tick.get(k)
         if window is None:
             waited = time.monotonic() - self._state_wall_by_tick[k]
