@@ -91,6 +91,11 @@ def test_mjlab_beyondmimic_b_fence1_tracks_its_whole_embedded_clip(tmp_path, sha
         names = list(msg.joint_names)
         kp = np.array(msg.kp)[[names.index(n) for n in art.joints.names]]
         np.testing.assert_allclose(kp, art.joints.from_sdk(art.kp), rtol=1e-6)
+    # open-loop replay of the bag through the same file reproduces every recorded policy command
+    proc = g1("replay", str(out / "bag"), "--policy", str(policy), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    replay = json.loads(proc.stdout)
+    assert replay["ticks_compared"] > 1500 and replay["target_diff_rad_max"] < 1e-4, replay
 
 
 def test_holosoma_ppo_dance_tracks_its_first_35_s(tmp_path, holosoma_models):
