@@ -97,12 +97,14 @@ def main() -> None:
         ticks += 1
     wall = time.perf_counter() - wall
     result = {"policy": art.name, "format": art.format, "clip_s_tracked": round(float(pending.clip_time_s), 2),
-              "clip_s": round(motion.duration_s, 2), "fell_at_clip_s": None if fell_at is None else round(float(fell_at), 2),
+              "clip_s": round(motion.duration_s, 2),
+              "fell_at_clip_s": None if fell_at is None else round(float(fell_at), 2),
               "E_mpkpe_mm": round(float(np.mean(err)) * 1e3, 1) if err else None,
               "root_relative_mm": round(float(np.mean(rel)) * 1e3, 1) if rel else None,
               "horizontal_mm": round(float(np.mean(err_xy)) * 1e3, 1) if err else None,
               "mean_height_offset_mm": round(float(np.mean(dz)) * 1e3, 1) if dz else None,
-              "pelvis_offset_at_play_start_m": start_offset, "base_lin_vel": args.base_lin_vel, "reanchor": args.reanchor, "command_frame": args.command_frame,
+              "pelvis_offset_at_play_start_m": start_offset, "base_lin_vel": args.base_lin_vel,
+              "reanchor": args.reanchor, "command_frame": args.command_frame,
               "sim_rtf": round(ticks * dt / wall, 1)}
     print(f"{art.name}: tracked {result['clip_s_tracked']} of {result['clip_s']} s clip, "
           f"{'fell at ' + str(result['fell_at_clip_s']) + ' s' if fell_at is not None else 'no fall'}, "

@@ -30,7 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def replay(bag: Path, policy: Path) -> dict:
-    from g1_tracker_policy import contract
     from g1_tracker_policy.controllers import PolicyController, RobotState
     from g1_tracker_policy.safety import Mode
 
@@ -89,7 +88,8 @@ def replay(bag: Path, policy: Path) -> dict:
         # the node fed back the policy's own (unclipped) action: do the same while the replay agrees with
         # the recording (float32 on the wire), else recover it from the recorded command
         agrees = np.max(np.abs(diffs[-1])) < 1e-4
-        last_action = np.asarray(out.action, dtype=np.float64) if agrees else controller.observe_command(recorded, window)
+        last_action = (np.asarray(out.action, dtype=np.float64) if agrees
+                       else controller.observe_command(recorded, window))
         prev = k
     d = np.abs(np.array(diffs))
     worst = np.argsort(d.mean(axis=0))[::-1][:5]

@@ -177,8 +177,9 @@ def _run(args) -> int:
     # the simulator ends the run itself at this sim time (a deterministic end for lockstep runs)
     duration = args.duration or (args.stand_s + clip_s + 2.0)
     bag = out / "bag"
-    opts = GraphOptions(policy=policy, policy_sidecar=str(Path(args.policy_sidecar).resolve()) if args.policy_sidecar
-                        else "", base_lin_vel=args.base_lin_vel or "", motion_library=str(library), record=str(bag), realtime=args.realtime,
+    sidecar = str(Path(args.policy_sidecar).resolve()) if args.policy_sidecar else ""
+    opts = GraphOptions(policy=policy, policy_sidecar=sidecar, base_lin_vel=args.base_lin_vel or "",
+                        motion_library=str(library), record=str(bag), realtime=args.realtime,
                         duration_s=duration, seed=args.seed, final_state_file=str(out / "sim_final.json"),
                         motion=motion_name, motion_at_s=args.stand_s, visualization=args.foxglove,
                         extra_peers=[TrackSession.NAME],  # the sim waits until the monitor sees the status

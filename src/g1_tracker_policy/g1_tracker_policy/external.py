@@ -204,8 +204,9 @@ def read_sidecar(path: str | os.PathLike | None) -> tuple[dict, str]:
     return data, f"sidecar {path}"
 
 
-_PLACEHOLDERS = {"kp": [1.0] * robot.NUM_JOINTS, "kd": [1.0] * robot.NUM_JOINTS, "default_joint_pos": [0.0] * robot.NUM_JOINTS,
-                 "action_scale": [1.0] * robot.NUM_JOINTS, "observation_terms": [],
+_PLACEHOLDERS = {"kp": [1.0] * robot.NUM_JOINTS, "kd": [1.0] * robot.NUM_JOINTS,
+                 "default_joint_pos": [0.0] * robot.NUM_JOINTS, "action_scale": [1.0] * robot.NUM_JOINTS,
+                 "observation_terms": [],
                  "anchor_body": robot.ROOT_BODY}
 
 
@@ -325,8 +326,9 @@ def load_external(path: str | os.PathLike, sidecar: str | os.PathLike | None = N
     provenance = {"name": path.stem, "format": fmt, "source_file": str(path.resolve()),
                   **{k: meta[k].strip('"') for k in ("run_path", "wandb_run_path", "iteration") if k in meta}}
     artifact = ExternalArtifact(path=path, format=fmt, joints=joints, kp=kp, kd=kd, default_joint_pos=default,
-                                action_scale=scale, observation_terms=terms_sized, history_length=history, obs_size=size,
-                                anchor_body=anchor, action_clip=clip, base_lin_vel_source=lin_vel, motion_outputs=motion,
+                                action_scale=scale, observation_terms=terms_sized, history_length=history,
+                                obs_size=size, anchor_body=anchor, action_clip=clip, base_lin_vel_source=lin_vel,
+                                motion_outputs=motion,
                                 control_rate_hz=float(rate), provenance=provenance, facts_from=facts_from)
     _check_actions_ignore_time_step(artifact)
     return artifact

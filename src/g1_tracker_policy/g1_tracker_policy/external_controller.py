@@ -63,8 +63,8 @@ class AnchorKinematics:
         self._fk = KeyBodyKinematics()
 
     def pose(self, root_pos: np.ndarray, root_quat_wxyz: np.ndarray, joint_pos: np.ndarray):
-        p, q = self._fk.body_poses(self.body, np.asarray(root_pos, float)[None], np.asarray(root_quat_wxyz, float)[None],
-                                   np.asarray(joint_pos, float)[None])
+        p, q = self._fk.body_poses(self.body, np.asarray(root_pos, float)[None],
+                                   np.asarray(root_quat_wxyz, float)[None], np.asarray(joint_pos, float)[None])
         return p[0], q[0]
 
 
@@ -172,7 +172,8 @@ class ExternalPolicyController:
     def _run(self, obs: np.ndarray, time_step: int) -> np.ndarray:
         self._feed_obs[0] = obs
         self._feed_step[0, 0] = float(time_step)
-        (action,) = self.session.run([ext.OUTPUT_ACTIONS], {"obs": self._feed_obs, ext.INPUT_TIME_STEP: self._feed_step})
+        feed = {"obs": self._feed_obs, ext.INPUT_TIME_STEP: self._feed_step}
+        (action,) = self.session.run([ext.OUTPUT_ACTIONS], feed)
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if self.artifact.action_clip is not None:
             action = np.clip(action, -self.artifact.action_clip, self.artifact.action_clip)

@@ -133,7 +133,8 @@ class PolicyNode(Node):
         self.sub_odom = None
         if getattr(self.controller, "needs_odometry", False):
             if not self.odom_topic:
-                raise ValueError(f"policy {self.policy_path} needs the robot's position (odometry) but odom_topic is ''")
+                raise ValueError(f"policy {self.policy_path} needs the robot's position (odometry), "
+                                 "but odom_topic is ''")
             self.sub_odom = self.create_subscription(Odometry, self.odom_topic, self._on_odom, q)
         self.pub_cmd = self.create_publisher(JointCommand, topics.JOINT_COMMAND, q)
         self.pub_status = self.create_publisher(TrackingStatus, topics.TRACKING_STATUS, q)

@@ -11,7 +11,7 @@ writes; np.savez, no pickles):
 | ``body_pos_w`` | (T, B, 3) | world positions of every body of the G1 model, MJCF order (B = 30: pelvis first) |
 | ``body_quat_w`` | (T, B, 4) | world orientations, **w x y z** |
 | ``body_lin_vel_w``, ``body_ang_vel_w`` | (T, B, 3) | world linear / angular velocities (m/s, rad/s) |
-| ``joint_names``, ``body_names`` | (29,), (B,) | the orders above (extra fields mjlab ignores; our importer uses them) |
+| ``joint_names``, ``body_names`` | (29,), (B,) | the orders above (mjlab ignores them; our importer uses them) |
 
 Bodies come from forward kinematics on the same G1 MJCF the simulator uses; velocities are central
 differences (one-sided at the ends) at the clip's rate.
