@@ -111,6 +111,19 @@ def test_joint_terms_are_relative_to_the_artifacts_default_and_in_its_joint_orde
     np.testing.assert_allclose(command_term(window.joint_pos[0], window.joint_vel[0], art.joints), terms["command"])
 
 
+def test_projected_gravity_is_in_the_pelvis_frame(mjlab_shuffled):
+    obs = ExternalObservation(mjlab_shuffled)
+    rolled = np.array([math.cos(math.pi / 4), math.sin(math.pi / 4), 0, 0])   # +90 deg about x
+    win = standing_window()
+    # R^T (0, 0, -1) with R = Rx(90) = [[1, 0, 0], [0, 0, -1], [0, 1, 0]] -> (0, -1, 0)
+    mjlab_shuffled.observation_terms += (("projected_gravity", 3),)
+    try:
+        terms = obs.terms(state(quat=rolled, pos=win.root_pos[0]), win, np.zeros(29))
+    finally:
+        mjlab_shuffled.observation_terms = mjlab_shuffled.observation_terms[:-1]
+    np.testing.assert_allclose(terms["projected_gravity"], [0, -1, 0], atol=1e-12)
+
+
 def test_base_lin_vel_zero_or_from_odometry(tmp_path):
     path = make_external_test_policy("mjlab", tmp_path / "m.onnx")
     win = standing_window()
