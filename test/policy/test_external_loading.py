@@ -146,3 +146,15 @@ def test_embedded_holosoma_motion_puts_the_pelvis_under_its_xyzw_torso(tmp_path)
     np.testing.assert_allclose(pos[:, 0], 0.5 * robot.CONTROL_PERIOD_S * np.arange(30), atol=1e-6)
     np.testing.assert_allclose(pos[:, 1:], np.tile([0.0, 1.0], (30, 1)), atol=1e-6)
     np.testing.assert_allclose(np.abs(quat @ m.root_quat_wxyz[0]), 1.0, atol=1e-6)
+
+
+def test_a_file_of_no_known_format_is_refused_saying_what_it_lacks(tmp_path):
+    import onnx
+
+    make_test_policy("mlp", tmp_path / "ours.onnx")
+    model = onnx.load(str(tmp_path / "ours.onnx"))
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "plain.onnx"))
+    with pytest.raises(c.ContractError, match="no g1 contract metadata.*mjlab/BeyondMimic or holosoma") as err:
+        ext.load_policy(tmp_path / "plain.onnx")
+    assert err.value.field == "format"

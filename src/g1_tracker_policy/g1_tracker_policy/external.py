@@ -257,7 +257,7 @@ def load_external(path: str | os.PathLike, sidecar: str | os.PathLike | None = N
                               f"(metadata keys {sorted(meta)[:8]}); set 'format' in a sidecar if it is one")
     for name in ("obs", INPUT_TIME_STEP):
         if name not in inputs:
-            raise c.ContractError("io", f"an {fmt} tracking export has inputs 'obs' and 'time_step'; "
+            raise c.ContractError("io", f"{fmt} tracking exports have inputs 'obs' and 'time_step'; "
                                   f"{path.name} has {sorted(inputs)}")
     if OUTPUT_ACTIONS not in outputs:
         raise c.ContractError("io", f"no '{OUTPUT_ACTIONS}' output in {path.name} (outputs {outputs})")
@@ -417,7 +417,7 @@ def _motion_outputs(fmt: str, outputs: Sequence[str], path: Path) -> tuple[str, 
                                          else ("ref_pos_xyz", "ref_quat_xyzw"))
     missing = [n for n in need if n not in outputs]
     if missing:
-        raise c.ContractError("io", f"{path.name}: an {fmt} tracking export with its motion inside has outputs "
+        raise c.ContractError("io", f"{path.name}: {fmt} tracking exports carry their motion as outputs "
                               f"{list(need)}; missing {missing}")
     return need
 
@@ -461,10 +461,15 @@ def load_policy(path: str | os.PathLike, sidecar: str | os.PathLike | None = Non
     outputs = [o.name for o in model.graph.output]
     fmt = detect_format(meta, [i.name for i in model.graph.input], outputs)
     side_exists = sidecar is not None or sidecar_path(path).is_file()
-    if fmt == FORMAT_G1 or (fmt is None and not side_exists):
+    if fmt == FORMAT_G1:
         if sidecar is not None:
             raise c.ContractError("sidecar", "a g1 contract artifact carries all its facts; it takes no sidecar")
         return c.load_artifact(path)
+    if fmt is None and not side_exists:
+        raise c.ContractError("format", f"{Path(path).name} is not a policy this stack can run: it has no g1 "
+                              "contract metadata (export with g1_tracker_policy.contract.write_artifact) and is not "
+                              "an mjlab/BeyondMimic or holosoma whole-body-tracking export (metadata keys "
+                              f"{sorted(meta)[:8]}, inputs {[i.name for i in model.graph.input]})")
     return load_external(path, sidecar, **kwargs)
 
 
