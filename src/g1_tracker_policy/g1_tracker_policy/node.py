@@ -108,7 +108,6 @@ class PolicyNode(Node):
         self._state_wall_by_tick: dict[int, float] = {}
         self._last_lockstep_tick = -1
         self._stamp_notes: list[str] = []  # inputs rejected for their stamp since the last status (lockstep)
-        self._last_stamp_ns = -1     # real time: the last command/status stamp
         self._last_action = np.zeros(robot.NUM_JOINTS)
         self._tick = 0
         self._overruns = 0
@@ -376,15 +375,11 @@ class PolicyNode(Node):
     def _realtime_stamp(self, now_s: float):
         """The stamp of a real-time tick's command and status: the joint state's while it is fresh (the
         command belongs to that state; the evaluator aligns by it), the node's clock once the state is older
-        than ``state_late_ms`` (after a state loss every HOLD/DAMP tick keeps its own time); never back."""
-        fresh = (self._state_stamp is not None and self._state_rx_s is not None
-                 and now_s - self._state_rx_s <= self.sm.cfg.state_late_s)
-        if fresh:
-            ns = max(ticks.stamp_to_ns(self._state_stamp), self._last_stamp_ns)
-        else:
-            ns = max(self.get_clock().now().nanoseconds, self._last_stamp_ns + 1)
-        self._last_stamp_ns = ns
-        return ticks.stamp_from_ns(ns)
+        than ``state_late_ms``: after a state loss every HOLD/DAMP tick carries its own time."""
+        if (self._state_stamp is not None and self._state_rx_s is not None
+                and now_s - self._state_rx_s <= self.sm.cfg.state_late_s):
+            return self._state_stamp
+        return self.get_clock().now().to_msg()
 
     def spin_deadline(self, executor, duration_s: float | None = None) -> None:
         """Absolute-deadline loop: serve callbacks until ``guard`` before the deadline, sleep the rest,
