@@ -401,3 +401,14 @@ def test_track_refused_with_no_motion_playing(state):
     ok, why = rig.request("track")
     assert not ok and "no motion playing" in why, why
     assert rig.tick().mode == Mode.STAND
+
+
+def test_a_refused_request_does_not_unlatch_a_controller_fault():
+    rig, sane = _tracking_with_policy_target(np.full(29, 1e6), auto_track=True)
+    assert rig.tick().watchdog == Watchdog.CONTROLLER_FAULT
+    rig.window = standing_window(state=REF_IDLE, motion_name="")
+    assert not rig.request("track")[0]          # refused: nothing playing
+    rig.tick(2)
+    rig.window = standing_window(state=REF_PLAYING, motion_name="m2")
+    r = rig.tick(5)
+    assert r.mode == Mode.HOLD and not r.ran_controller

@@ -402,6 +402,8 @@ class SafetyStateMachine:
     # --- transitions --------------------------------------------------------------------------------
     def _set(self, mode: Mode, detail: str, watchdog: Watchdog = Watchdog.OK) -> None:
         self.mode, self.detail, self.watchdog = mode, detail, watchdog
+        if mode != Mode.HOLD:
+            self._idle_hold_since_s = None  # only a HOLD entered on an IDLE reference runs the IDLE timer
 
     def _fault(self, watchdog: Watchdog, detail: str) -> None:
         self._set(Mode.DAMP, detail, watchdog)
@@ -504,8 +506,8 @@ class SafetyStateMachine:
         req, self._pending = self._pending, None
         if req is None:
             return
-        self._controller_fault = False  # an operator decided: automatic transitions may act again
-        self._idle_hold_since_s = None
+        if req in ("passive", "damp"):
+            self._controller_fault = False  # an operator decided: automatic transitions may act again
         if req == "passive":
             self._set(Mode.PASSIVE, "requested")
         elif req == "damp":
@@ -513,12 +515,14 @@ class SafetyStateMachine:
         elif req == "stand":
             ok, why = self._can_enter("stand", inp)
             if ok:
+                self._controller_fault = False
                 self._enter_stand(inp, "requested")
             else:
                 self.detail = f"stand refused: {why}"
         elif req == "track":
             ok, why = self._can_enter("track", inp)
             if ok:
+                self._controller_fault = False
                 self._enter_track(inp, "requested")
             else:
                 self.detail = f"track refused: {why}"
