@@ -15,6 +15,7 @@ Two sources:
    and, for information, each distance alone and the largest |action|.
 
     .venv/bin/python bench/action_plausibility.py [--clips B_HandsUp,B_Fence2,...] [--keep DIR]
+    .venv/bin/python bench/action_plausibility.py --tick-cost   # what the checks add to a tick, nothing else
 
 Last line: a JSON object.
 """
@@ -129,12 +130,50 @@ def replay_raw(bag: Path, policy: Path, until_clip_time_s: float | None = None) 
             "abs_action": stats(act), "before_termination": {k: stats(v) for k, v in pre.items()}}
 
 
+def tick_cost(n: int = 5000) -> dict:
+    """SafetyStateMachine.tick in TRACK with a controller output, checks on vs off (median us per tick)."""
+    import time
+
+    from g1_description import robot
+    from g1_tracker_policy.controllers import ControllerOutput
+    from g1_tracker_policy.safety import Mode, SafetyConfig, SafetyStateMachine, TickInputs
+    from g1_tracker_policy.testing import standing_window
+
+    q0 = np.asarray(robot.DEFAULT_JOINT_POS)
+    window = standing_window()
+    out = ControllerOutput(q0 + 0.05, robot.STAND_KP, robot.STAND_KD, np.zeros(robot.NUM_JOINTS))
+    result = {}
+    quick = dict(stand_ramp_s=0.0, track_ramp_s=0.0, auto_stand=True, auto_track=True)  # TRACK from tick 2
+    for label, cfg in (("checks_on", SafetyConfig(**quick)), ("checks_off", SafetyConfig(
+            **quick, action_max_beyond_limits_rad=0, action_max_step_rad=0, action_max_offset_rad=0))):
+        sm, times = SafetyStateMachine(cfg), []
+        for i in range(n):
+            inp = TickInputs(now_s=i * 0.02, joint_pos=q0, joint_vel=np.zeros(29), state_time_s=i * 0.02,
+                             base_quat_wxyz=np.array([1.0, 0, 0, 0]), window=window, reference_time_s=i * 0.02)
+            t = time.perf_counter()
+            r = sm.tick(inp, lambda: out)
+            if i >= 5:
+                times.append(time.perf_counter() - t)
+                assert r.mode == Mode.TRACK and r.ran_controller, r.detail
+        result[label + "_us_median"] = float(np.median(times) * 1e6)
+        result[label + "_us_p99"] = float(np.percentile(times, 99) * 1e6)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", default=DEFAULT_CLIPS, help="'default' = the embedded squat; G1-Moves names")
     parser.add_argument("--keep", type=Path, help="keep the runs in this directory")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--tick-cost", action="store_true", help="only time the state machine's tick")
     args = parser.parse_args()
+    if args.tick_cost:
+        r = tick_cost()
+        print(f"SafetyStateMachine.tick in TRACK: checks on {r['checks_on_us_median']:.1f} us median "
+              f"({r['checks_on_us_p99']:.1f} p99), off {r['checks_off_us_median']:.1f} us "
+              f"({r['checks_off_us_p99']:.1f} p99)")
+        print(json.dumps(r))
+        return
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randrange(20, 200)))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     from g1_bringup import shipped
