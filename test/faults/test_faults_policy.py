@@ -262,3 +262,60 @@ def test_malformed_artifact_is_refused_naming_the_field_and_the_node_stays_up(ha
     assert st.controller.startswith(f"none (refused: policy artifact field '{field}'"), st.controller
     assert st.mode == TrackingStatus.MODE_PASSIVE and is_damping(cmd)
     assert_all_commands_sane(harness.commands)
+
+
+# --- item 4 in MuJoCo: does the robot stay up? -------------------------------------------------------------
+
+@pytest.mark.parametrize("checks", ["on", "off"])
+def test_huge_policy_output_in_mujoco_robot_stays_up_only_with_the_checks(harness, node_processes, tmp_path,
+                                                                          checks):
+    """g1_sim (MuJoCo, lockstep) + g1_policy with the trigger policy, the test side plays the motion server
+    (a standing reference, then from tick TRIGGER one that makes the policy output 1e6). With the checks
+    (defaults) the command of the trigger tick already holds and the robot stays upright; with them off
+    (action_max_* = 0: today's behaviour before the fix) the stiff clipped targets throw it over."""
+    pytest.importorskip("g1_hardware.sim_node")
+    from g1_tracker_policy.safety import tilt_rad
+    from policy_harness import ReferenceServer
+
+    play_at, trigger, end = 40, 80, 180
+
+    def window(k):
+        if k < play_at:
+            return standing_window(state=IDLE, motion_name="")
+        t = (k - play_at) * robot.CONTROL_PERIOD_S
+        return playing(t=t) if k < trigger else trigger_window(t=t)
+
+    art = make_trigger_policy(tmp_path / "trigger.onnx")
+    server = ReferenceServer(harness, window)
+    off = ("-p", "action_max_beyond_limits_rad:=0.0", "-p", "action_max_step_rad:=0.0",
+           "-p", "action_max_offset_rad:=0.0") if checks == "off" else ()
+    node_processes.start(*NODE, "-p", "use_sim_time:=true", "-p", f"policy_path:={art.path}", "-p", "mode_on_start:=stand",
+                         "-p", "stand_ramp_s:=0.6", "-p", "track_ramp_s:=0.2", "-p", "auto_track:=true", *off,
+                         name="g1_policy")
+    node_processes.start("-m", "g1_hardware.sim_node", "--ros-args", "-p", "mode:=lockstep",
+                         "-p", "ready_peers:=[g1_policy,policy_test_harness]", "-p", "initial_command:=stand",
+                         name="g1_sim")
+    harness.wait_ready()
+    server.say_ready()
+
+    def tick_of(status):
+        return ticks.stamp_to_tick(status.header.stamp)
+    harness.spin_until(lambda: harness.statuses and tick_of(harness.statuses[-1][1]) >= end, 120.0, f"tick {end}")
+    by_tick = {tick_of(s): s for _, s in harness.statuses}
+    cmd_by_tick = {ticks.stamp_to_tick(m.header.stamp): m for _, m in harness.commands}
+    assert by_tick[trigger - 1].mode == TrackingStatus.MODE_TRACK
+    assert cmd_by_tick[trigger - 1].source == JointCommand.SOURCE_POLICY
+    tilt = {k: max(map(abs, tilt_rad(q))) for k, q in server.imu_by_tick.items() if trigger <= k <= end}
+    assert_all_commands_sane(harness.commands)
+    if checks == "on":
+        st = by_tick[trigger]
+        assert st.mode == TrackingStatus.MODE_HOLD and st.watchdog == TrackingStatus.WATCHDOG_CONTROLLER_FAULT
+        assert cmd_by_tick[trigger].source == JointCommand.SOURCE_SAFETY
+        assert all(by_tick[k].mode == TrackingStatus.MODE_HOLD for k in range(trigger, end + 1))
+        assert max(tilt.values()) < 0.2, max(tilt.values())  # upright 2 s after the fault
+        print(f"checks on: HOLD in tick {trigger} (the trigger tick); max tilt over 2 s {max(tilt.values()):.3f} rad")
+    else:
+        assert by_tick[trigger].mode == TrackingStatus.MODE_TRACK  # the clipped 1e6 is sent, stiff
+        fell = [k for k in sorted(tilt) if tilt[k] > 1.0]
+        assert fell, f"expected the robot to fall without the checks (max tilt {max(tilt.values()):.2f} rad)"
+        print(f"checks off: tilt > 1 rad {(fell[0] - trigger) * robot.CONTROL_PERIOD_S:.2f} s after the fault")
