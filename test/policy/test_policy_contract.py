@@ -208,3 +208,88 @@ def test_version_1_artifacts_read_as_offset_based_and_unknown_bases_are_refused(
     with pytest.raises(c.ContractError, match="field 'action_base': 'pose' is not one of") as e:
         c.load_artifact(bad)
     assert e.value.field == "action_base"
+
+
+# Malformed metadata VALUES (issue 12, item 10): every one is a ContractError naming the field, never a
+# traceback from deep inside the loader.
+_GOLDEN_EMPTY = {"inputs": {"dtype": "float32", "shape": [0, 1257], "b64": ""},
+                 "outputs": {"dtype": "float32", "shape": [0, 29], "b64": ""}}
+MALFORMED = [
+    ("contract_version", "abc"), ("contract_version", None), ("contract_version", [2]), ("contract_version", 2.5),
+    ("contract_version", True), ("contract_version", "2"),
+    ("model_kind", 5), ("model_kind", ["mlp"]), ("model_kind", {"a": 1}),
+    ("joint_names", "abc"), ("joint_names", 5), ("joint_names", None), ("joint_names", [1, 2]),
+    ("default_joint_pos", "abc"), ("default_joint_pos", {"a": 1}), ("default_joint_pos", None),
+    ("kp", ["x"] * 29), ("kd", [[1.0]] * 29), ("action_scale", True), ("action_offset", "0"),
+    ("action_base", ["offset"]), ("action_base", {"offset": 1}), ("action_base", None),
+    ("control_rate_hz", "abc"), ("control_rate_hz", None), ("control_rate_hz", [50]), ("control_rate_hz", True),
+    ("observation", "abc"), ("observation", 5), ("observation", []),
+    ("io", "abc"), ("io", 5),
+    ("provenance", "a string"), ("provenance", [1, 2]), ("provenance", None), ("provenance", 3),
+    ("golden", "abc"), ("golden", []), ("golden", None), ("golden", {}), ("golden", _GOLDEN_EMPTY),
+]
+
+
+def _set_obs_field(key, value):
+    def edit(meta, model):
+        meta["observation"][key] = value
+    return edit
+
+
+@pytest.mark.parametrize("field,value", MALFORMED, ids=[f"{f}={v!r}"[:40] for f, v in MALFORMED])
+def test_malformed_metadata_values_are_contract_errors_naming_the_field(artifacts, tmp_path, field, value):
+    bad = rewrite(artifacts["mlp"].path, tmp_path / "bad.onnx", lambda meta, model: meta.update({field: value}))
+    with pytest.raises(c.ContractError) as e:
+        c.load_artifact(bad)
+    assert e.value.field.split(".")[0] == field, (e.value.field, str(e.value))
+    assert f"field '{e.value.field}'" in str(e.value)
+
+
+@pytest.mark.parametrize("key,value", [("scales", "abc"), ("scales", {"joint_vel": "x"}), ("future_offsets", 5),
+                                       ("history_length", "two"), ("layout", 5), ("layout", {"size": "x"}),
+                                       ("proprio_terms", 7), ("clip", None), ("version", "abc")])
+def test_malformed_observation_entries_are_contract_errors(artifacts, tmp_path, key, value):
+    bad = rewrite(artifacts["mlp"].path, tmp_path / "bad.onnx", _set_obs_field(key, value))
+    with pytest.raises(c.ContractError) as e:
+        c.load_artifact(bad)
+    assert e.value.field.startswith("observation"), str(e.value)
+
+
+def _golden_edit(**changes):
+    def edit(meta, model):
+        g = meta["golden"]
+        for key, value in changes.items():
+            if "." in key:
+                part, sub = key.split(".")
+                g[part][sub] = value
+            else:
+                g[key] = value
+    return edit
+
+
+@pytest.mark.parametrize("changes", [
+    {"inputs.shape": [2, 3]}, {"inputs.shape": "abc"}, {"inputs.shape": [-1, 1257]}, {"inputs.b64": 5},
+    {"inputs.b64": "not base64!"}, {"inputs.dtype": "float64"}, {"outputs": "abc"}, {"inputs": None},
+    {"outputs.shape": [4, 28]}, {"atol": "abc"}, {"rtol": None}, {"atol": [1]}],
+    ids=lambda ch: ",".join(f"{k}={v!r}" for k, v in ch.items())[:40])
+def test_malformed_golden_entries_are_contract_errors(artifacts, tmp_path, changes):
+    bad = rewrite(artifacts["mlp"].path, tmp_path / "bad.onnx", _golden_edit(**changes))
+    with pytest.raises(c.ContractError) as e:
+        c.load_artifact(bad)
+    assert e.value.field.startswith("golden"), str(e.value)
+
+
+def test_golden_tolerances_belong_to_the_loader(artifacts, tmp_path):
+    """An artifact cannot loosen its own check: garbage outputs with atol 1e30 are refused, and so is
+    the loose tolerance itself (it says the exporter expected a looser check than this loader makes)."""
+    def garbage(meta, model):
+        g = meta["golden"]
+        out = c.decode_array(g["outputs"])
+        g["outputs"] = c.encode_array(out + 1e6)
+        g["atol"], g["rtol"] = 1e30, 1e30
+    with pytest.raises(c.ContractError) as e:
+        c.load_artifact(rewrite(artifacts["mlp"].path, tmp_path / "loose.onnx", garbage))
+    assert e.value.field.startswith("golden") and "1e+30" in str(e.value)
+    # the loader's own constants decide even when the stored values are tighter or equal
+    tight = rewrite(artifacts["mlp"].path, tmp_path / "tight.onnx", _golden_edit(atol=1e-9, rtol=0.0))
+    assert c.load_artifact(tight).model_kind == "mlp"

@@ -136,8 +136,8 @@ def test_track_refused_without_fresh_reference_or_standing():
     assert not rig.request("dance")[0]
 
 
-def tracking_rig():
-    rig = Rig(stand_ramp_s=0.1, track_ramp_s=0.1)
+def tracking_rig(**cfg):
+    rig = Rig(stand_ramp_s=0.1, track_ramp_s=0.1, **cfg)
     rig.request("stand")
     rig.tick(6)
     assert rig.request("track")[0]
@@ -277,3 +277,138 @@ def test_sanitiser_never_emits_nan_or_out_of_limit_values():
     cmd, fixes = sanitize_command(Command(np.zeros(3), *[np.zeros(29)] * 4, Source.POLICY))
     assert is_damping(cmd) and "shape" in fixes[0]
 
+
+
+# --- implausible controller outputs (issue 12, item 4) -------------------------------------------------
+
+PLAUSIBILITY = dict(action_max_beyond_limits_rad=0.5, action_max_step_rad=0.5, action_max_offset_rad=1.0)
+
+
+def _tracking_with_policy_target(target, **cfg):
+    rig = tracking_rig(**cfg)
+    r = rig.tick()
+    assert r.mode == Mode.TRACK and r.ran_controller
+    sane = r.command.position.copy()
+    rig.controller_target = np.asarray(target, dtype=float)
+    return rig, sane
+
+
+@pytest.mark.parametrize("what,target,cfg", [
+    ("huge", np.full(29, 1e6), {}),                  # the audit's 1e6, with the shipped defaults
+    ("one joint huge", Q0 + np.eye(29)[3] * 1e6, {}),
+    ("one joint -huge", Q0 - np.eye(29)[20] * 1e6, {}),
+    ("beyond limits", Q0 + np.eye(29)[3] * (robot.JOINT_UPPER[3] - Q0[3] + 0.6), PLAUSIBILITY),
+    ("far from reference and robot", Q0 + np.eye(29)[15] * 1.5,  # in range, but 1.5 rad from both
+     dict(PLAUSIBILITY, action_max_step_rad=2.0)),
+    ("jump", Q0 + np.eye(29)[15] * 0.8, PLAUSIBILITY),
+])
+def test_implausible_controller_output_holds_the_last_sane_target_in_the_same_tick(what, target, cfg):
+    rig, sane = _tracking_with_policy_target(target, **cfg)
+    r = rig.tick()
+    assert r.mode == Mode.HOLD and r.watchdog == Watchdog.CONTROLLER_FAULT, (what, r.detail)
+    assert "controller fault" in r.detail and r.command.source == Source.SAFETY
+    np.testing.assert_allclose(r.command.position, sane)              # not the implausible one
+    np.testing.assert_array_equal(r.command.kp, robot.STAND_KP)
+    # latched: the controller is not resumed by itself, not even by a new motion with auto_track
+    rig.sm.cfg.auto_track = True
+    rig.window = standing_window(state=REF_IDLE, motion_name="")
+    rig.tick(2)
+    rig.window = standing_window(state=REF_PLAYING, motion_name="m2")
+    assert rig.tick(3).mode == Mode.HOLD
+    rig.controller_target = sane
+    assert rig.request("track")[0] and rig.tick().mode == Mode.TRACK  # an operator may try again
+
+
+def test_implausible_rate_of_change_holds_but_following_a_jumping_reference_does_not():
+    rig, sane = _tracking_with_policy_target(Q0 + 0.05, **PLAUSIBILITY)
+    # the reference jumps by 1.2 rad on a shoulder in one tick (mocap data does: up to 1.57 rad measured)
+    jumped = Q0.copy()
+    jumped[15] += 1.2
+    rig.window = standing_window(state=REF_PLAYING, motion_name="m1", joint_pos=jumped)
+    rig.controller_target = jumped + 0.05          # a residual policy follows it: plausible
+    assert rig.tick().mode == Mode.TRACK
+    rig.controller_target = jumped - 0.05          # ... and a smooth step on top of it: plausible
+    assert rig.tick().mode == Mode.TRACK
+    rig.controller_target = jumped + np.eye(29)[22] * 0.9   # the other arm jumps 0.9 rad on its own
+    r = rig.tick()
+    assert r.mode == Mode.HOLD and r.watchdog == Watchdog.CONTROLLER_FAULT and "per tick" in r.detail
+
+
+def test_plausibility_limits_can_be_switched_off():
+    rig = Rig(stand_ramp_s=0.1, track_ramp_s=0.1, action_max_step_rad=0.0, action_max_offset_rad=0.0,
+              action_max_beyond_limits_rad=0.0)
+    rig.request("stand")
+    rig.tick(6)
+    assert rig.request("track")[0]
+    rig.tick(6)
+    rig.controller_target = np.full(29, 1e6)
+    r = rig.tick()
+    assert r.mode == Mode.TRACK and within_limits(r.command)  # only the sanitiser's clipping is left
+
+
+def test_sane_controller_outputs_never_trip_the_checks():
+    """A residual controller that follows a swinging reference with small corrections, standing still."""
+    rig = tracking_rig(**PLAUSIBILITY)
+    for i in range(200):
+        q = Q0.copy()
+        q[15] += 0.6 * math.sin(2 * math.pi * 1.0 * i * DT)
+        rig.window = standing_window(state=REF_PLAYING, motion_name="m1", joint_pos=q)
+        rig.controller_target = q + 0.2 * math.sin(i * 0.3)
+        r = rig.tick()
+        assert r.mode == Mode.TRACK and r.ran_controller, r.detail
+
+
+# --- the reference goes IDLE while tracking (issue 12, item 9) ---------------------------------------
+
+def test_reference_idle_while_tracking_holds_then_damps():
+    """motion_server reset to IDLE mid-clip: never track an IDLE reference; hold, then damping once it has
+    been IDLE for reference_lost_s (as when the reference is lost)."""
+    rig = tracking_rig()
+    rig.window = standing_window(state=REF_IDLE, motion_name="")
+    r = rig.tick()
+    assert r.mode == Mode.HOLD and r.watchdog == Watchdog.REFERENCE_LATE and "IDLE" in r.detail
+    assert not r.ran_controller and r.command.source == Source.SAFETY
+    start = rig.t - DT
+    while rig.t - start <= 1.0:
+        r = rig.tick()
+        assert r.mode == Mode.HOLD, r.detail
+    r = rig.tick()
+    assert r.mode == Mode.DAMP and r.watchdog == Watchdog.REFERENCE_LOST and is_damping(r.command)
+
+
+def test_reference_idle_then_playing_again_stays_held():
+    rig = tracking_rig()
+    rig.window = standing_window(state=REF_IDLE, motion_name="")
+    assert rig.tick(5).mode == Mode.HOLD
+    rig.window = standing_window(state=REF_PLAYING, motion_name="m1")
+    for _ in range(60):  # longer than reference_lost_s: no damping once the reference is back
+        r = rig.tick()
+        assert r.mode == Mode.HOLD
+    # but a clip end hold is not a fault: an IDLE reference after it does not damp
+    rig2 = tracking_rig()
+    rig2.window = standing_window(state=REF_HOLD_END, motion_name="m1")
+    assert rig2.tick().mode == Mode.HOLD
+    rig2.window = standing_window(state=REF_IDLE, motion_name="")
+    assert rig2.tick(80).mode == Mode.HOLD
+
+
+@pytest.mark.parametrize("state", [REF_IDLE, REF_HOLD_END])
+def test_track_refused_with_no_motion_playing(state):
+    rig = Rig(stand_ramp_s=0.1)
+    rig.request("stand")
+    rig.tick(10)
+    rig.window = standing_window(state=state, motion_name="" if state == REF_IDLE else "m1")
+    ok, why = rig.request("track")
+    assert not ok and "no motion playing" in why, why
+    assert rig.tick().mode == Mode.STAND
+
+
+def test_a_refused_request_does_not_unlatch_a_controller_fault():
+    rig, sane = _tracking_with_policy_target(np.full(29, 1e6), auto_track=True)
+    assert rig.tick().watchdog == Watchdog.CONTROLLER_FAULT
+    rig.window = standing_window(state=REF_IDLE, motion_name="")
+    assert not rig.request("track")[0]          # refused: nothing playing
+    rig.tick(2)
+    rig.window = standing_window(state=REF_PLAYING, motion_name="m2")
+    r = rig.tick(5)
+    assert r.mode == Mode.HOLD and not r.ran_controller

@@ -49,3 +49,29 @@ def cdr_header_stamp_ns(cdr: bytes) -> int | None:
         return None
     sec, nanosec = struct.unpack_from("<iI" if cdr[1] == 1 else ">iI", cdr, 4)
     return sec * 1_000_000_000 + nanosec
+
+
+#: Lockstep: how far ahead of the newest tick a node knows (the last it accepted, or /clock) an input may
+#: be stamped. The protocol puts none more than two ticks ahead (the reference is published one tick ahead
+#: of the next state); beyond this margin the stamp is a fault (docs/lockstep.md) and the input is rejected.
+MAX_LEAD_TICKS = 5
+
+
+def lockstep_stamp_problem(ns: int | None, last_ns: int | None, clock_ns: int) -> str:
+    """'' when an input stamped ``ns`` fits lockstep time, else why not (for the log and the status).
+
+    ``last_ns``: the newest stamp this node has accepted on the stream (None before the first);
+    ``clock_ns``: its /clock. Stamps off the tick grid, more than :data:`MAX_LEAD_TICKS` ahead of the
+    newest known tick, or older than ``last_ns`` (lockstep time never goes back) are refused: one such
+    message would otherwise freeze the policy (a far-future tick runs and every real one after it is
+    'old') or reset the motion server's playback (a stamp of 0)."""
+    if ns is None or ns % CONTROL_PERIOD_NS:
+        return f"stamp {ns} ns is not on the {CONTROL_PERIOD_NS} ns tick grid"
+    newest = clock_ns if last_ns is None else max(last_ns, clock_ns)
+    if ns > newest + MAX_LEAD_TICKS * CONTROL_PERIOD_NS:
+        return (f"stamped t = {ns * 1e-9:.3f} s, {(ns - newest) // CONTROL_PERIOD_NS} ticks ahead of the newest "
+                f"known tick (t = {newest * 1e-9:.3f} s; at most {MAX_LEAD_TICKS} allowed)")
+    if last_ns is not None and ns < last_ns:
+        return (f"stamped t = {ns * 1e-9:.3f} s, before t = {last_ns * 1e-9:.3f} s already seen "
+                "(lockstep time never goes back)")
+    return ""

@@ -58,6 +58,9 @@ KD_MAX = 2.0 * np.maximum(np.maximum(robot.STAND_KD, robot.KD), robot.DAMPING_KD
 REQUIRED_FIELDS = ("contract_version", "model_kind", "joint_names", "default_joint_pos", "kp", "kd",
                    "action_scale", "action_offset", "action_base", "control_rate_hz", "observation", "io",
                    "provenance", "golden")
+#: Golden-vector tolerances. They belong to the loader, not to the artifact: a file cannot loosen its own
+#: check (one stored with atol 1e30 would pass garbage). The writer stores these values for information;
+#: the loader always compares with these constants and refuses a stored value looser than them.
 GOLDEN_ATOL = 1e-4
 GOLDEN_RTOL = 1e-3
 
@@ -131,8 +134,21 @@ def encode_array(arr: np.ndarray) -> dict:
 
 
 def decode_array(d: Mapping) -> np.ndarray:
-    raw = base64.b64decode(d["b64"])
-    return np.frombuffer(raw, dtype="<f4").reshape(d["shape"]).astype(np.float32)
+    """The array of :func:`encode_array`; ValueError saying what is wrong with a malformed entry."""
+    if not isinstance(d, Mapping):
+        raise ValueError(f"expected {{'dtype', 'shape', 'b64'}}, got {type(d).__name__}")
+    if d.get("dtype") != "float32":
+        raise ValueError(f"dtype {d.get('dtype')!r} is not 'float32'")
+    shape = d.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                               for n in shape):
+        raise ValueError(f"shape {shape!r} is not a list of non-negative integers")
+    if not isinstance(d.get("b64"), str):
+        raise ValueError("b64 is not a string")
+    raw = base64.b64decode(d["b64"], validate=True)
+    if len(raw) != 4 * int(np.prod(shape)):
+        raise ValueError(f"{len(raw)} bytes do not hold a float32 array of shape {shape}")
+    return np.frombuffer(raw, dtype="<f4").reshape(shape).astype(np.float32)
 
 
 def _vector(values: Sequence[float] | float, what: str) -> list[float]:
@@ -274,7 +290,8 @@ def load_artifact(path: str | os.PathLike, *, control_rate_hz: float = robot.CON
     if missing:
         raise ContractError(missing[0], f"missing from the metadata of {path.name} (all missing: {missing}); "
                             "export it with g1_tracker_policy.contract.write_artifact")
-    if int(meta["contract_version"]) not in READABLE_CONTRACT_VERSIONS:
+    _check_types(meta)
+    if meta["contract_version"] not in READABLE_CONTRACT_VERSIONS:
         raise ContractError("contract_version", f"{meta['contract_version']} is not one this stack reads "
                             f"{READABLE_CONTRACT_VERSIONS}")
     if meta["action_base"] not in ACTION_BASES:
@@ -289,10 +306,10 @@ def load_artifact(path: str | os.PathLike, *, control_rate_hz: float = robot.CON
                             f"(artifact {names[first] if first < len(names) else '<none>'!r}, robot "
                             f"{robot.JOINT_NAMES[first] if first < 29 else '<none>'!r}; {len(names)} names)")
     arrays = {}
-    for key in ("default_joint_pos", "kp", "kd", "action_scale", "action_offset"):
-        arr = np.asarray(meta[key], dtype=np.float64)
-        if arr.shape != (robot.NUM_JOINTS,) or not np.all(np.isfinite(arr)):
-            raise ContractError(key, f"expected {robot.NUM_JOINTS} finite values, got shape {arr.shape}")
+    for key in _VECTOR_FIELDS:
+        arr = np.asarray(meta[key], dtype=np.float64)  # _check_types: a list of 29 numbers
+        if not np.all(np.isfinite(arr)):
+            raise ContractError(key, f"expected {robot.NUM_JOINTS} finite values, found NaN or inf")
         arrays[key] = arr
     if not np.allclose(arrays["default_joint_pos"], robot.DEFAULT_JOINT_POS, atol=1e-6):
         j = int(np.argmax(np.abs(arrays["default_joint_pos"] - robot.DEFAULT_JOINT_POS)))
@@ -310,8 +327,9 @@ def load_artifact(path: str | os.PathLike, *, control_rate_hz: float = robot.CON
         raise ContractError("control_rate_hz", f"artifact trained at {rate} Hz, this stack runs {control_rate_hz} Hz")
     try:
         obs_cfg = ObservationConfig.from_dict(meta["observation"])
-    except (ObservationError, KeyError, TypeError, ValueError) as exc:
-        raise ContractError("observation", str(exc)) from exc
+        obs_cfg.size  # noqa: B018 - computing the layout checks the term names
+    except (ObservationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ContractError("observation", f"malformed ({type(exc).__name__}: {exc})") from exc
     if tuple(obs_cfg.joint_names) != robot.JOINT_NAMES:
         raise ContractError("observation.joint_names", "observation joint order is not the G1 SDK order")
     if future_offsets is not None:
@@ -339,6 +357,39 @@ def load_artifact(path: str | os.PathLike, *, control_rate_hz: float = robot.CON
     return artifact
 
 
+_VECTOR_FIELDS = ("default_joint_pos", "kp", "kd", "action_scale", "action_offset")
+_OBJECT_FIELDS = ("observation", "io", "provenance", "golden")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_types(meta: Mapping) -> None:
+    """Every field's JSON type, so that a malformed value is a ContractError naming it, never a traceback."""
+    def refuse(key, expected):
+        value = repr(meta[key])
+        raise ContractError(key, f"expected {expected}, got {type(meta[key]).__name__} "
+                            f"{value if len(value) <= 60 else value[:57] + '...'}")
+    if not isinstance(meta["contract_version"], int) or isinstance(meta["contract_version"], bool):
+        refuse("contract_version", f"an integer (one of {READABLE_CONTRACT_VERSIONS})")
+    for key in ("model_kind", "action_base"):
+        if not isinstance(meta[key], str):
+            refuse(key, "a string")
+    names = meta["joint_names"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        refuse("joint_names", f"a list of {robot.NUM_JOINTS} joint names")
+    for key in _VECTOR_FIELDS:
+        v = meta[key]
+        if not isinstance(v, list) or len(v) != robot.NUM_JOINTS or not all(_is_number(x) for x in v):
+            refuse(key, f"a list of {robot.NUM_JOINTS} numbers")
+    if not _is_number(meta["control_rate_hz"]):
+        refuse("control_rate_hz", "a number (Hz)")
+    for key in _OBJECT_FIELDS:
+        if not isinstance(meta[key], dict):
+            refuse(key, "a JSON object")
+
+
 def check_future_offsets(obs_cfg: ObservationConfig, future_offsets: Sequence[int]) -> None:
     if tuple(int(o) for o in future_offsets) != tuple(obs_cfg.future_offsets):
         raise ContractError("observation.future_offsets", f"the policy expects reference frames at "
@@ -352,17 +403,28 @@ def verify_golden(artifact: PolicyArtifact, model_bytes: bytes | None = None) ->
     g = artifact.golden
     if "inputs" not in g or "outputs" not in g:
         raise ContractError("golden", "needs 'inputs' and 'outputs'")
-    try:
-        inputs, outputs = decode_array(g["inputs"]), decode_array(g["outputs"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ContractError("golden", f"cannot decode the stored vectors ({exc})") from exc
+    arrays = {}
+    for part in ("inputs", "outputs"):
+        try:
+            arrays[part] = decode_array(g[part])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ContractError(f"golden.{part}", f"cannot decode the stored vectors ({exc})") from exc
+    inputs, outputs = arrays["inputs"], arrays["outputs"]
+    if inputs.ndim != 2 or inputs.shape[0] == 0:
+        raise ContractError("golden.inputs", f"expected (T >= 1, {artifact.observation.size}) observations, got "
+                            f"shape {inputs.shape}: an empty golden set checks nothing")
     if inputs.shape[-1] != artifact.observation.size:
         raise ContractError("golden", f"golden inputs are {inputs.shape[-1]} wide, the observation is "
                             f"{artifact.observation.size}")
+    # The stored tolerances are information only: the loader's constants decide. A looser stored value
+    # is refused (the exporter expected a check this loader does not make).
+    for key, ours in (("atol", GOLDEN_ATOL), ("rtol", GOLDEN_RTOL)):
+        if key in g and not (_is_number(g[key]) and 0.0 <= g[key] <= ours):
+            raise ContractError(f"golden.{key}", f"stored {g[key]!r}; golden tolerances belong to the loader "
+                                f"({key} {ours}), an artifact may not loosen them")
     runner = OnnxPolicyRunner(model_bytes if model_bytes is not None else str(artifact.path),
                               artifact.model_kind, artifact.io)
-    _compare_golden(runner.run_sequence(inputs), outputs, "the stored golden outputs",
-                    float(g.get("atol", GOLDEN_ATOL)), float(g.get("rtol", GOLDEN_RTOL)))
+    _compare_golden(runner.run_sequence(inputs), outputs, "the stored golden outputs")
 
 
 def _compare_golden(got: np.ndarray, want: np.ndarray, what: str, atol: float = GOLDEN_ATOL,

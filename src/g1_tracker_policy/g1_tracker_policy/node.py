@@ -84,7 +84,9 @@ class PolicyNode(Node):
             reference_lost_s=p("reference_lost_ms", 1000.0) / 1e3,
             fall_tilt_rad=p("fall_tilt_rad", 1.0), fall_height_drop_m=p("fall_height_drop_m", 0.35),
             auto_stand=p("auto_stand", False) or mode_on_start == "stand",
-            auto_track=p("auto_track", False))
+            auto_track=p("auto_track", False),
+            action_max_beyond_limits_rad=p("action_max_beyond_limits_rad", 3.5),
+            action_max_step_rad=p("action_max_step_rad", 0.7), action_max_offset_rad=p("action_max_offset_rad", 1.5))
         if self.loop_kind not in ("deadline", "thread", "timer"):
             raise ValueError(f"parameter loop: {self.loop_kind!r} is not 'deadline', 'thread' or 'timer'")
         if mode_on_start not in ("passive", "stand"):
@@ -110,6 +112,7 @@ class PolicyNode(Node):
         self._ref_by_tick: dict[int, object] = {}
         self._state_wall_by_tick: dict[int, float] = {}
         self._last_lockstep_tick = -1
+        self._stamp_notes: list[str] = []  # inputs rejected for their stamp since the last status (lockstep)
         self._last_action = np.zeros(robot.NUM_JOINTS)
         self._tick_odom = None
         self._tick = 0
@@ -190,6 +193,8 @@ class PolicyNode(Node):
     # Callbacks parse outside the lock (the reference parse is the slow part) and store under it, so
     # with loop "thread" a tick never waits for a parse.
     def _on_joint_state(self, msg: JointState) -> None:
+        if self._reject_stamp(topics.JOINT_STATES, ticks.stamp_to_ns(msg.header.stamp)):
+            return
         k = ticks.stamp_to_tick(msg.header.stamp)
         try:
             q, dq, _ = conversions.joint_state_to_arrays(msg)
@@ -204,6 +209,8 @@ class PolicyNode(Node):
             self._register_lockstep(k, self._state_by_tick, (q, dq), wall=True)
 
     def _on_imu(self, msg: Imu) -> None:
+        if self._reject_stamp(topics.IMU, ticks.stamp_to_ns(msg.header.stamp)):
+            return
         k = ticks.stamp_to_tick(msg.header.stamp)
         try:
             quat, gyro, _ = conversions.imu_to_arrays(msg)
@@ -230,6 +237,8 @@ class PolicyNode(Node):
                 self._register_lockstep(None if stamp_ns is None else ticks.ns_to_tick(stamp_ns),
                                         self._ref_by_tick, self._window)
             return
+        if self._reject_stamp(topics.REFERENCE_WINDOW, stamp_ns):
+            return
         k = ticks.ns_to_tick(stamp_ns)
         error = ""
         if hasattr(self.controller, "accept_window"):
@@ -241,6 +250,22 @@ class PolicyNode(Node):
             self._reference_error = error
             self._window, self._ref_rx_s, self._ref_stamp_ns = window, time.monotonic(), stamp_ns
             self._register_lockstep(k, self._ref_by_tick, window)
+
+    def _reject_stamp(self, topic: str, stamp_ns: int | None) -> bool:
+        """Lockstep: refuse an input whose stamp does not fit lockstep time (far ahead, going back, off the
+        tick grid: g1_common.ticks.lockstep_stamp_problem), with a log line and a note in the next status.
+        Accepting one would freeze the node (a far-future tick runs, every real tick after it is 'old')."""
+        if not self.lockstep:
+            return False
+        last = self._last_lockstep_tick
+        problem = ticks.lockstep_stamp_problem(stamp_ns, ticks.tick_to_ns(last) if last >= 0 else None,
+                                               self.get_clock().now().nanoseconds)
+        if not problem:
+            return False
+        if len(self._stamp_notes) < 3:  # bounded: a flood of bad stamps must not grow the status
+            self._stamp_notes.append(f"rejected {topic} {problem}")
+        self.get_logger().warning(f"{topic} {problem}: input rejected", throttle_duration_sec=1.0)
+        return True
 
     def _register_lockstep(self, k: int | None, buffer: dict, value, wall: bool = False) -> None:
         """Lockstep: file an input under its tick (stamps off the tick grid or already ticked are dropped)."""
@@ -358,6 +383,9 @@ class PolicyNode(Node):
         s.header.stamp = stamp
         s.mode, s.mode_name = int(result.mode), result.mode.name.lower()
         s.watchdog, s.watchdog_detail = int(result.watchdog), result.detail
+        if self._stamp_notes:  # inputs refused for their stamp: said once, in the status of the next tick
+            s.watchdog_detail = "; ".join([result.detail, *self._stamp_notes])
+            self._stamp_notes = []
         s.controller = self.controller_label
         if window is not None:
             s.active_motion, s.clip_time_s, s.clip_duration_s = window.motion_name, window.clip_time_s, window.clip_duration_s
@@ -378,9 +406,18 @@ class PolicyNode(Node):
     # --- real time ---------------------------------------------------------------------------------
     def realtime_tick(self, deadline_s: float | None = None, woke_s: float | None = None) -> None:
         start = time.monotonic()
-        stamp = self._state_stamp if self._state_stamp is not None else self.get_clock().now().to_msg()
+        stamp = self._realtime_stamp(start)
         late = 0.0 if deadline_s is None else (start if woke_s is None else woke_s) - deadline_s
         self.run_tick(self._inputs(start), self._gyro, stamp, late)
+
+    def _realtime_stamp(self, now_s: float):
+        """The stamp of a real-time tick's command and status: the joint state's while it is fresh (the
+        command belongs to that state; the evaluator aligns by it), the node's clock once the state is older
+        than ``state_late_ms``: after a state loss every HOLD/DAMP tick carries its own time."""
+        if (self._state_stamp is not None and self._state_rx_s is not None
+                and now_s - self._state_rx_s <= self.sm.cfg.state_late_s):
+            return self._state_stamp
+        return self.get_clock().now().to_msg()
 
     def spin_deadline(self, executor, duration_s: float | None = None) -> None:
         """Absolute-deadline loop: serve callbacks until ``guard`` before the deadline, sleep the rest,

@@ -9,9 +9,10 @@
        |  set_mode passive                      ^                                    the controller)
        +-------------------- any mode           | set_mode stand                        |
                                                 |                                       | clip end (HOLD_END/STOPPED),
-    DAMP <---- e-stop, NaN/inf, fall,       HOLD <--------------------------------------+ state > 50 ms, ref > 150 ms
+    DAMP <---- e-stop, NaN/inf, fall,       HOLD <--------------------------------------+ state > 50 ms, ref > 150 ms,
     (damping)  state > 500 ms, controller   (last target, STAND gains)  -- new motion + auto_track --> TRACK
-               output non-finite
+               output non-finite, reference                                   reference IDLE, implausible
+               IDLE/lost > 1 s in HOLD                                         controller output (latched)
 
 DAMP is left only by request (set_mode passive or stand) and never while the e-stop is pressed.
 Whatever any mode or controller produces goes through :func:`sanitize_command` before it is sent.
@@ -32,6 +33,8 @@ from g1_tracker_policy.controllers import ControllerOutput
 
 # Reference window states (mirror g1_interfaces/ReferenceWindow STATE_*; no ROS import here).
 REF_IDLE, REF_BLEND_IN, REF_PLAYING, REF_HOLD_END, REF_STOPPED = 0, 1, 2, 3, 4
+_REF_STATE_NAMES = {REF_IDLE: "IDLE", REF_BLEND_IN: "BLEND_IN", REF_PLAYING: "PLAYING", REF_HOLD_END: "HOLD_END",
+                    REF_STOPPED: "STOPPED"}
 
 
 class Mode(enum.IntEnum):
@@ -55,6 +58,7 @@ class Watchdog(enum.IntEnum):
     FALL = 5
     ESTOP = 6
     REFERENCE_LOST = 7
+    CONTROLLER_FAULT = 8
 
 
 class Source(enum.IntEnum):
@@ -79,6 +83,13 @@ class SafetyConfig:
     auto_stand: bool = False           # PASSIVE -> STAND as soon as fresh joint states arrive (once)
     auto_track: bool = False           # STAND (ramp done) / HOLD -> TRACK when a motion starts playing
     position_margin_rad: float = 0.0   # keep targets this far inside the joint limits
+    # Controller output plausibility (TRACK): beyond any of these the output is a controller fault -> HOLD of
+    # the last sane target in the same tick (<= 0 switches a check off). Defaults: about twice the worst the
+    # shipped policy produced over 7 G1-Moves/default clips through g1 track, falls included (1.79, 0.33,
+    # 0.75 rad; 0.47, 0.105, 0.37 before any fall): bench/action_plausibility.py, README.
+    action_max_beyond_limits_rad: float = 3.5  # raw target outside the joint range by more than this
+    action_max_step_rad: float = 0.7   # per tick, per joint: min(|target change|, |change of target - reference|)
+    action_max_offset_rad: float = 1.5  # per joint: min(|target - reference next frame|, |target - measured|)
 
 
 @dataclass
@@ -237,6 +248,9 @@ class SafetyStateMachine:
         self._motion_name: str | None = None     # the motion being tracked
         self._next_motion_armed = False          # in HOLD: a non-playing reference was seen since
         self._hold_after_track = False
+        self._controller_fault = False           # latched until a set_mode request: no automatic re-TRACK
+        self._idle_hold_since_s: float | None = None  # HOLD because the reference went IDLE while tracking
+        self._prev_reference: np.ndarray | None = None  # last tick's reference next frame (rate check)
         self.on_track_start: Callable[[], None] | None = None  # reset the controller's state
 
     # --- requests -------------------------------------------------------------------------------
@@ -284,6 +298,10 @@ class SafetyStateMachine:
                 return False, f"reference unusable: {inp.reference_error}"
             if not self._reference_fresh(inp):
                 return False, "no fresh reference window"
+            state = int(inp.window.state)
+            if state not in (REF_BLEND_IN, REF_PLAYING):
+                return False, (f"no motion playing (reference state {_REF_STATE_NAMES.get(state, state)}): "
+                               "start one with play_motion first")
         return True, ""
 
     # --- tick -------------------------------------------------------------------------------------
@@ -319,6 +337,13 @@ class SafetyStateMachine:
                 elif not _all_finite(out.position, out.kp, out.kd):
                     self._fault(Watchdog.NONFINITE, f"controller {self.controller_name} output NaN/inf")
                     cmd = damping_command()
+                elif why := self._implausible(out.position, inp):
+                    # A finite but implausible output (e.g. 1e6): clipped to the joint limits and sent with
+                    # stiff gains it throws the robot over. HOLD the last sane target, in this very tick;
+                    # damping would drop a standing robot whose inputs are fine (the fault is the controller's).
+                    self._enter_hold(f"controller fault: {self.controller_name} {why}", Watchdog.CONTROLLER_FAULT)
+                    self._controller_fault = True
+                    cmd = self._pose_command(self._last_target)
                 else:
                     src = Source.BASELINE if self.controller_is_baseline else Source.POLICY
                     cmd = Command(out.position, _ZERO.copy(), out.kp, out.kd, _ZERO.copy(), src)
@@ -326,7 +351,42 @@ class SafetyStateMachine:
         cmd, fixes = sanitize_command(cmd, inp.joint_pos, self.cfg.position_margin_rad)
         if self.mode not in (Mode.PASSIVE, Mode.DAMP):
             self._last_target = cmd.position.copy()
+        self._prev_reference = None if inp.window is None else inp.window.joint_pos[0]
         return TickResult(cmd, self.mode, self.watchdog, self.detail, ran, out, fixes)
+
+    def _implausible(self, target: np.ndarray, inp: TickInputs) -> str:
+        """Why a finite controller target is not one a sane controller gives ('' if it is plausible).
+
+        Checked per joint: the raw target's distance outside the joint range (magnitude); then, on the
+        target clipped to the range (what would be sent), the per-tick change and the distance from the
+        reference's next frame / the measured pose. A sane controller either moves smoothly or follows the
+        reference (mocap references jump by up to 1.57 rad in a tick), and stays near the reference or the
+        robot, so each of the last two takes the smaller of its two distances."""
+        c = self.cfg
+        t = np.asarray(target, dtype=np.float64)
+        if c.action_max_beyond_limits_rad > 0:
+            beyond = np.maximum(t - robot.JOINT_UPPER, robot.JOINT_LOWER - t)
+            j = int(np.argmax(beyond))
+            if beyond[j] > c.action_max_beyond_limits_rad:
+                return (f"target {t[j]:.3g} rad for {robot.JOINT_NAMES[j]} is {beyond[j]:.3g} rad outside its "
+                        f"range (limit {c.action_max_beyond_limits_rad:g})")
+        t = np.clip(t, robot.JOINT_LOWER, robot.JOINT_UPPER)
+        ref = np.asarray(inp.window.joint_pos[0], dtype=np.float64)
+        if c.action_max_step_rad > 0:
+            step = np.abs(t - self._last_target)
+            if self._prev_reference is not None:
+                step = np.minimum(step, np.abs((t - ref) - (self._last_target - self._prev_reference)))
+            j = int(np.argmax(step))
+            if step[j] > c.action_max_step_rad:
+                return (f"target for {robot.JOINT_NAMES[j]} moved {step[j]:.3g} rad per tick beyond the "
+                        f"reference's own motion (limit {c.action_max_step_rad:g})")
+        if c.action_max_offset_rad > 0 and inp.joint_pos is not None:
+            off = np.minimum(np.abs(t - ref), np.abs(t - np.asarray(inp.joint_pos, dtype=np.float64)))
+            j = int(np.argmax(off))
+            if off[j] > c.action_max_offset_rad:
+                return (f"target for {robot.JOINT_NAMES[j]} is {off[j]:.3g} rad from both the reference and "
+                        f"the measured pose (limit {c.action_max_offset_rad:g})")
+        return ""
 
     def _pose_command(self, target: np.ndarray) -> Command:
         return Command(np.asarray(target, dtype=np.float64), _ZERO.copy(), np.asarray(robot.STAND_KP, dtype=np.float64),
@@ -342,6 +402,8 @@ class SafetyStateMachine:
     # --- transitions --------------------------------------------------------------------------------
     def _set(self, mode: Mode, detail: str, watchdog: Watchdog = Watchdog.OK) -> None:
         self.mode, self.detail, self.watchdog = mode, detail, watchdog
+        if mode != Mode.HOLD:
+            self._idle_hold_since_s = None  # only a HOLD entered on an IDLE reference runs the IDLE timer
 
     def _fault(self, watchdog: Watchdog, detail: str) -> None:
         self._set(Mode.DAMP, detail, watchdog)
@@ -408,6 +470,14 @@ class SafetyStateMachine:
                 self._enter_hold(f"joint state {age * 1e3:.0f} ms old (> {self.cfg.state_late_s * 1e3:.0f} ms)",
                                  Watchdog.STATE_LATE)
             return
+        if self.mode == Mode.HOLD and self._idle_hold_since_s is not None:
+            if inp.window is not None and int(inp.window.state) == REF_IDLE:
+                idle_s = inp.now_s - self._idle_hold_since_s
+                if idle_s > self.cfg.reference_lost_s:
+                    self._fault(Watchdog.REFERENCE_LOST, f"reference IDLE for {idle_s * 1e3:.0f} ms after tracking "
+                                                         f"(> {self.cfg.reference_lost_s * 1e3:.0f} ms): damping")
+                return  # still holding on an IDLE reference: the watchdog stays REFERENCE_LATE
+            self._idle_hold_since_s = None  # a reference plays again: an ordinary HOLD from now on
         if self.mode == Mode.HOLD and self._hold_after_track and inp.reference_time_s is not None \
                 and inp.now_s - inp.reference_time_s > self.cfg.reference_late_s:
             # Holding a pose taken mid-motion is only safe for a short while (the motion server died or
@@ -436,6 +506,8 @@ class SafetyStateMachine:
         req, self._pending = self._pending, None
         if req is None:
             return
+        if req in ("passive", "damp"):
+            self._controller_fault = False  # an operator decided: automatic transitions may act again
         if req == "passive":
             self._set(Mode.PASSIVE, "requested")
         elif req == "damp":
@@ -443,12 +515,14 @@ class SafetyStateMachine:
         elif req == "stand":
             ok, why = self._can_enter("stand", inp)
             if ok:
+                self._controller_fault = False
                 self._enter_stand(inp, "requested")
             else:
                 self.detail = f"stand refused: {why}"
         elif req == "track":
             ok, why = self._can_enter("track", inp)
             if ok:
+                self._controller_fault = False
                 self._enter_track(inp, "requested")
             else:
                 self.detail = f"track refused: {why}"
@@ -463,6 +537,11 @@ class SafetyStateMachine:
         state = int(inp.window.state)
         playing = state in (REF_BLEND_IN, REF_PLAYING)
         if self.mode == Mode.TRACK:
+            if state == REF_IDLE:  # e.g. motion_server restarted or reset: never track an IDLE reference
+                self._enter_hold("reference went IDLE while tracking (motion server reset or restarted?): "
+                                 "holding, damping if it stays IDLE", Watchdog.REFERENCE_LATE)
+                self._idle_hold_since_s = inp.now_s
+                return
             # clip end only counts after the entry ramp: a HOLD_END window during the ramp is the tail
             # of the previous motion, not the end of this one
             if inp.now_s - self._ramp_start_s >= self._track_ramp_s and state in (REF_HOLD_END, REF_STOPPED):
@@ -481,5 +560,5 @@ class SafetyStateMachine:
         if self.mode == Mode.STAND and self._stand_done(inp.now_s) and self._can_enter("track", inp)[0]:
             self._enter_track(inp, "auto_track: motion playing")
         elif (self.mode == Mode.HOLD and self.watchdog == Watchdog.OK and self._next_motion_armed
-              and self._can_enter("track", inp)[0]):
+              and not self._controller_fault and self._can_enter("track", inp)[0]):
             self._enter_track(inp, "auto_track: new motion")

@@ -88,6 +88,7 @@ class MotionServer(Node):
         self._odom: collections.deque = collections.deque(maxlen=8)  # (stamp_ns, root_pos, root_quat_wxyz)
         self._sequence = 0
         self._last_stamp_ns = -1
+        self._last_state_ns: int | None = None  # lockstep: the newest joint_states stamp accepted
         self._warned: set[str] = set()
 
         self.pub_window = self.create_publisher(ReferenceWindow, topics.REFERENCE_WINDOW, topics.CONTROL_QOS)
@@ -158,6 +159,8 @@ class MotionServer(Node):
 
     # --- inputs ---
     def _on_joint_states(self, msg: JointState) -> None:
+        if self.lockstep and not self._stamp_accepted(ticks.stamp_to_ns(msg.header.stamp)):
+            return
         try:
             q, _, _ = conversions.joint_state_to_arrays(msg)
         except conversions.MessageError as exc:
@@ -176,6 +179,22 @@ class MotionServer(Node):
             if stamp_ns > self._last_stamp_ns:  # first tick, or a tick we have not published ahead
                 self.publish_tick(stamp_ns)
             self.publish_tick(stamp_ns + ticks.CONTROL_PERIOD_NS)
+
+    def _stamp_accepted(self, stamp_ns: int) -> bool:
+        """Lockstep: a joint_states stamp that does not fit lockstep time (g1_common.ticks) is refused with
+        a log line, so one bad message can neither reset playback to IDLE (a stamp of 0: 'time went back')
+        nor jump it ahead. Time going back is accepted only when /clock went back too (a new simulation)."""
+        clock_ns = self.get_clock().now().nanoseconds
+        problem = ticks.lockstep_stamp_problem(stamp_ns, self._last_state_ns, clock_ns)
+        if problem and self._last_state_ns is not None and stamp_ns < self._last_state_ns \
+                and clock_ns < self._last_state_ns and not ticks.lockstep_stamp_problem(stamp_ns, None, clock_ns):
+            problem = ""  # the simulator's clock restarted: publish_tick resets playback
+        if problem:
+            self.get_logger().warning(f"joint_states {problem}: rejected (no reference published for it)",
+                                      throttle_duration_sec=1.0)
+            return False
+        self._last_state_ns = stamp_ns
+        return True
 
     def _on_odom(self, msg: Odometry) -> None:
         p, o = msg.pose.pose.position, msg.pose.pose.orientation
