@@ -1,0 +1,125 @@
+"""Fault injection against the hardware side, real nodes over DDS: the G1 driver against the fake G1
+(which speaks the robot's own protocol and measures what it is sent), the real-time simulator, and
+`g1 track` losing its simulator. Each test asserts what reaches the robot: every frame finite and within
+limits, damping after a fault, and for whole runs a valid bag and a report that names the event.
+
+Figures (damping latencies) are printed for the README's fault table, not asserted against tight
+bounds: this machine is shared and loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool
+
+from g1_common import topics
+from hw_fault_helpers import (FakeRobot, StandCommands, assert_lowcmds_sane, kill_child, log_text,  # noqa: F401
+                              probe, rclpy_context)
+from unitree_hg.msg import LowCmd
+
+MODE_MACHINE = 5
+LOWCMD_READER = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT)  # newest frames only
+FAKE = ("-m", "g1_hardware.fake_g1", "--ros-args", "-p", f"mode_machine:={MODE_MACHINE}")
+# lowstate_timeout_s 0.25 s rather than 0.1: the fake G1 is a Python 500 Hz loop on a shared 2-core
+# machine, where a 100 ms stall is not a fault of the link. The loss test measures against this value.
+LOWSTATE_TIMEOUT_S = 0.25
+DRIVER = ("-m", "g1_hardware.g1_driver", "--ros-args", "-p", "allow_arming:=true",
+          "-p", f"accepted_mode_machines:=[{MODE_MACHINE}]", "-p", f"lowstate_timeout_s:={LOWSTATE_TIMEOUT_S}")
+
+
+def arm(probe, on: bool = True):
+    return probe.call(SetBool, topics.DRIVER_ARM, SetBool.Request(data=on), timeout_s=30.0)
+
+
+def test_driver_survives_arm_calls_whose_outcome_changes(node_processes, probe):
+    """Issue 12 item 1: refused then accepted (and accepted then refused) arm calls. rclpy refuses to
+    change a logger call site's severity; the driver died on the second call and lowcmd stopped."""
+    lowcmds = probe.record(LowCmd, "lowcmd", LOWCMD_READER)
+    driver = node_processes.start(*DRIVER, name="g1_driver")
+    commands = StandCommands(probe)
+    refused = arm(probe)  # no robot yet: no lowstate
+    assert not refused.success and "no lowstate" in refused.message, refused.message
+    fake = node_processes.start(*FAKE, name="fake_g1")
+    robot = FakeRobot(probe)
+    probe.spin_until(lambda: robot.latest is not None, 30.0, "the fake G1")
+    commands.send_until(lambda: commands.pub.get_subscription_count() > 0, 10.0, "the driver's command reader")
+    accepted = arm(probe)
+    assert accepted.success, accepted.message
+    assert driver.poll() is None, f"the driver died on an accepted arm call after a refused one:\n" \
+                                  f"{log_text(node_processes, driver)}"
+    commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0, "the robot to run the stand gains")
+    assert arm(probe, False).success
+    node_processes.stop(fake)  # lowstate gone: the next arm call is refused again
+    probe.spin_for(LOWSTATE_TIMEOUT_S + 0.3)
+    again = arm(probe)
+    assert not again.success and "no lowstate" in again.message, again.message
+    n = len(lowcmds)
+    probe.spin_for(0.5)
+    assert driver.poll() is None and len(lowcmds) > n, "the driver stopped sending after an arm call"
+    last = lowcmds[-1]  # disarmed after having actuated: damping, never silence
+    assert all(c.kp == 0 for c in last.motor_cmd) and all(c.kd > 0 for c in last.motor_cmd[:29])
+    assert_lowcmds_sane(lowcmds)
+    assert "Traceback" not in log_text(node_processes, driver)
+
+
+def test_driver_refuses_nan_state_and_damps_on_nan_mode_machine_change_and_lowstate_loss(node_processes, probe):
+    """Issue 12 item 2: a NaN joint reading passed every limit comparison at arming; while armed, NaN
+    state, a changed mode_machine (echoed, still actuating) and a lost lowstate kept stiff commands going.
+    Each fault must end in damping frames that the robot accepts, and the driver stays disarmed."""
+    lowcmds = probe.record(LowCmd, "lowcmd", LOWCMD_READER)
+    states = probe.record(JointState, topics.JOINT_STATES, topics.CONTROL_QOS)
+    node_processes.start(*FAKE, name="fake_g1")
+    driver = node_processes.start(*DRIVER, name="g1_driver")
+    robot = FakeRobot(probe)
+    commands = StandCommands(probe)
+    probe.spin_until(lambda: robot.latest is not None and len(states) > 5, 30.0, "the fake G1 through the driver")
+    commands.send_until(lambda: commands.pub.get_subscription_count() > 0, 10.0, "the driver's command reader")
+
+    # arming on a NaN reading is refused, naming the joint
+    robot.inject(nan_joint="left_knee_joint")
+    probe.spin_for(0.3)
+    refused = arm(probe)
+    assert not refused.success and "left_knee_joint" in refused.message and "NaN" in refused.message, refused.message
+    robot.inject(nan_joint="")
+    figures = {}
+
+    def armed_then(fault: dict, name: str, restore: dict | None = None) -> None:
+        probe.spin_for(0.3)
+        result = arm(probe)
+        assert result.success, f"{name}: {result.message}"
+        commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0, f"{name}: the robot to run the stand gains")
+        robot.inject(commands, **fault)
+        # the policy keeps commanding: a disarmed driver must not pass any of it on
+        commands.send_until(lambda: robot.latest["damping_after_ms"] is not None, 10.0,
+                            f"{name}: damping frames accepted by the robot")
+        commands.send_for(0.6)
+        status = robot.latest
+        assert status["stiff_after_damping"] == 0, f"{name}: stiff frames after damping: {status}"
+        assert status["kd_min"] > 0 and status["kp_sum"] == 0, status
+        figures[name] = round(status["damping_after_ms"], 1)
+        if restore:
+            robot.inject(**restore)
+
+    armed_then({"nan_joint": "right_hip_roll_joint"}, "NaN joint reading", restore={"nan_joint": ""})
+    armed_then({"mode_machine": MODE_MACHINE + 1}, "mode_machine change", restore={"mode_machine": MODE_MACHINE})
+    armed_then({"silence_s": 1.5}, "lowstate loss")
+    probe.spin_for(1.5)
+    commands.send_for(0.5)  # lowstate is back: still disarmed, still damping
+    assert robot.latest["stiff_after_damping"] == 0 and robot.latest["kp_sum"] == 0, robot.latest
+    assert figures["lowstate loss"] >= LOWSTATE_TIMEOUT_S * 1e3 * 0.9, figures  # not before the timeout
+    assert robot.latest["nonfinite_frames"] == 0 and robot.latest["out_of_limit_frames"] == 0, robot.latest
+    assert_lowcmds_sane(lowcmds)
+    log = log_text(node_processes, driver)
+    for text in ("NaN", "mode_machine changed", "no lowstate"):
+        assert text in log, f"{text!r} not in the driver log:\n{log}"
+    assert driver.poll() is None and "Traceback" not in log, log
+    print(f"driver damping after the fault (ms, measured by the fake G1): {figures}")
