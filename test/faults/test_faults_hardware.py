@@ -123,3 +123,41 @@ def test_driver_refuses_nan_state_and_damps_on_nan_mode_machine_change_and_lowst
         assert text in log, f"{text!r} not in the driver log:\n{log}"
     assert driver.poll() is None and "Traceback" not in log, log
     print(f"driver damping after the fault (ms, measured by the fake G1): {figures}")
+
+
+def test_realtime_sim_damps_like_the_robot_when_commands_stop(node_processes, probe):
+    """Issue 12 item 5: the real-time simulator held the last stiff target forever once the policy
+    died, while the real driver damps after command_timeout_s (0.1 s). Now the sim does the same."""
+    from nav_msgs.msg import Odometry
+
+    from g1_common import conversions
+    from g1_description import robot as g1
+    from g1_hardware.sim_core import COMMAND_TIMEOUT_S
+
+    states = probe.record(JointState, topics.JOINT_STATES, topics.CONTROL_QOS)
+    odom = probe.record(Odometry, topics.GROUND_TRUTH_ODOM, topics.CONTROL_QOS)
+    sim = node_processes.start("-m", "g1_hardware.sim_node", "--ros-args", "-p", "mode:=realtime",
+                               "-p", "initial_command:=stand", name="rt-sim")
+    commands = StandCommands(probe)
+    probe.spin_until(lambda: len(states) > 5 and commands.pub.get_subscription_count() > 0, 30.0, "the simulator")
+    commands.send_for(1.5)
+    last_command_s = probe.node.get_clock().now().nanoseconds * 1e-9  # the policy "dies" here
+    n = len(states)
+    probe.spin_for(3.0)
+    assert sim.poll() is None
+
+    def stamp_s(msg):
+        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+    _, _, tau_standing = conversions.joint_state_to_arrays(states[n - 1])
+    assert np.abs(tau_standing).max() > 10.0, "the stand command was not holding the robot"
+    # damping: kp = 0, so the torque is kd * (0 - dq): near zero at its onset, the robot still at rest
+    after = [m for m in states[n:] if stamp_s(m) > last_command_s]
+    onset = next((m for m in after if np.abs(conversions.joint_state_to_arrays(m)[2]).max() < 2.0), None)
+    assert onset is not None, "the simulator kept the stiff target after the commands stopped"
+    latency_ms = (stamp_s(onset) - last_command_s) * 1e3
+    assert latency_ms >= COMMAND_TIMEOUT_S * 1e3 * 0.9, f"damped {latency_ms:.0f} ms after the last command"
+    assert odom[-1].pose.pose.position.z < g1.DEFAULT_ROOT_HEIGHT_M - 0.2, "the damped robot did not sink"
+    log = log_text(node_processes, sim)
+    assert f"no joint_command for > {COMMAND_TIMEOUT_S} s: damping" in log, log
+    print(f"real-time sim: damping {latency_ms:.0f} ms after the last command (timeout {COMMAND_TIMEOUT_S} s)")

@@ -39,8 +39,8 @@ from std_srvs.srv import SetBool
 from g1_common import conversions, shutdown, ticks, topics
 from g1_description import robot
 from g1_common.shutdown import RCLError, interrupted
-from g1_hardware.sim_core import (PHYSICS_STEPS_PER_TICK, CommandLimits, MotorCommand, MujocoG1,
-                                  Randomization, SimConfig)
+from g1_hardware.sim_core import (COMMAND_TIMEOUT_S, PHYSICS_STEPS_PER_TICK, CommandLimits, MotorCommand,
+                                  MujocoG1, Randomization, SimConfig)
 from g1_interfaces.msg import JointCommand, KeyBodyPositions
 from g1_interfaces.srv import PushRobot, ResetSim, StepSim
 
@@ -67,6 +67,10 @@ PARAMETERS = {
     # controller runs). Without it a slow-starting policy finds the robot already collapsed under damping.
     "realtime_wait_for_peers": False,
     "lockstep_command_timeout_s": 2.0,     # wall time to wait for the command of a tick -> damping
+    # Real time: damping once the last accepted joint_command is older than this (wall), like the robot's
+    # driver (same constant). Not before the first command (initial_command holds until then). Lockstep
+    # needs no such timeout: each tick waits for its own command and damps on the tick that has none.
+    "command_timeout_s": COMMAND_TIMEOUT_S,
     # Wall time between "all peers ready" and t=0. Discovery is asymmetric: a peer's reader can see our
     # writer (and say ready) before every writer in the graph has matched every reader, e.g. the
     # policy's status writer and the recorder. Without this settle time the first ticks of some topics
@@ -122,6 +126,8 @@ class SimNode(Node):
         self.paused = False
         self._step_budget = 0
         self._command_for_tick: JointCommand | None = None
+        self._last_command_wall: float | None = None  # real time: when the last command was accepted
+        self._command_timed_out = False
         self._ready_peers: set[str] = set()
         self._create_interfaces()
 
@@ -199,6 +205,22 @@ class SimNode(Node):
         fields = {f: getattr(msg, f) for f in ("position", "velocity", "kp", "kd", "effort")}
         if not self.sim.apply_command(msg.joint_names, fields):
             self.stats.rejected_commands += 1
+            return  # a rejected command does not count as fresh (the driver's rule too)
+        self._last_command_wall = time.monotonic()
+        if self._command_timed_out:
+            self._command_timed_out = False
+            self.get_logger().info("joint_command resumed")
+
+    def _check_command_timeout(self, now: float) -> None:
+        """Real time: damping when the commands stopped, like the robot's driver."""
+        timeout = self.params["command_timeout_s"]
+        if self._command_timed_out or self._last_command_wall is None or now - self._last_command_wall <= timeout:
+            return
+        self._command_timed_out = True
+        self.stats.command_timeouts += 1
+        self.sim.damp()
+        self.get_logger().error(f"no joint_command for > {timeout} s: damping (like the robot's driver); "
+                                "resumes when commands come back")
 
     def _on_ready(self, msg: String) -> None:
         self._ready_peers.add(msg.data)
@@ -426,6 +448,7 @@ class SimNode(Node):
                 self._run_scheduled_pushes()
                 if not self._may_tick():
                     continue
+            self._check_command_timeout(time.monotonic())
             self.sim.step_physics()
             step_in_tick += 1
             if step_in_tick == PHYSICS_STEPS_PER_TICK:
