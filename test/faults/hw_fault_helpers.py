@@ -23,7 +23,7 @@ from g1_description import robot  # noqa: E402
 from g1_interfaces.msg import JointCommand  # noqa: E402
 
 __all__ = ["Probe", "log_text", "FakeRobot", "StandCommands", "assert_lowcmds_sane", "rclpy_context", "probe",
-           "child_pids", "kill_child"]
+           "child_pids", "kill_child", "STRAY_LISTENER", "without_ros_settings"]
 
 MODE_MACHINE = 5
 
@@ -126,3 +126,34 @@ def kill_child(parent: int, module: str, sig=signal.SIGKILL) -> int:
             os.kill(pid, sig)
             return pid
     raise AssertionError(f"no child process runs {module}: {child_pids(parent)}")
+
+
+#: A stray ROS 2 node (what anyone's default node would be). For argv[1] seconds it counts the
+#: tracking_status messages of the run playing the motion named argv[2] (this machine is shared: other
+#: runs may be on any domain), and every joint_command it hears; prints both as JSON.
+STRAY_LISTENER = """
+import json, sys, time, rclpy
+from g1_common import topics
+from g1_interfaces.msg import JointCommand, TrackingStatus
+rclpy.init()
+node = rclpy.create_node("stray_listener")
+counts = {"run_statuses": 0, "joint_commands_any": 0}
+def on_status(msg):
+    counts["run_statuses"] += msg.active_motion == sys.argv[2]
+def on_command(msg):
+    counts["joint_commands_any"] += 1
+node.create_subscription(TrackingStatus, topics.TRACKING_STATUS, on_status, topics.CONTROL_QOS)
+node.create_subscription(JointCommand, topics.JOINT_COMMAND, on_command, topics.CONTROL_QOS)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
+print(json.dumps(counts))
+"""
+
+
+def without_ros_settings(environ=None) -> dict:
+    """The environment minus the DDS settings the test suite makes (what a user with no ROS_* has)."""
+    env = dict(os.environ if environ is None else environ)
+    for var in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS"):
+        env.pop(var, None)
+    return env

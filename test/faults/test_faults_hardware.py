@@ -161,3 +161,120 @@ def test_realtime_sim_damps_like_the_robot_when_commands_stop(node_processes, pr
     log = log_text(node_processes, sim)
     assert f"no joint_command for > {COMMAND_TIMEOUT_S} s: damping" in log, log
     print(f"real-time sim: damping {latency_ms:.0f} ms after the last command (timeout {COMMAND_TIMEOUT_S} s)")
+
+
+def _track(out: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "g1_bringup.cli", "track", "--out", str(out), "--quiet",
+                             "--baseline", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"})
+
+
+def _wait_for_log(proc, path: Path, text: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not (path.is_file() and text in path.read_text()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{text!r} not in {path} within {timeout_s} s"
+        time.sleep(0.1)
+
+
+def _finish(proc, timeout_s: float = 120.0) -> tuple[int, str]:
+    try:
+        _, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)  # what a user would do: the fault must survive it
+        _, stderr = proc.communicate(timeout=60)
+        raise AssertionError(f"g1 track hung ({timeout_s} s) after the fault:\n{stderr[-3000:]}") from None
+    return proc.returncode, stderr
+
+
+def _valid_bag_and_report(out: Path) -> dict:
+    from rosbags.rosbag2 import Reader
+
+    with Reader(out / "bag") as reader:  # closed: metadata.yaml written, readable
+        assert reader.message_count > 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["commands"]["all_finite"] and report["commands"]["within_joint_limits"]
+    return report
+
+
+def test_track_ends_with_a_failure_when_the_simulator_dies(tmp_path):
+    """Issue 12 item 7: `g1 track` hung when the simulator died (lockstep and real time) and Ctrl-C lost
+    the event. It must end by itself, non-zero, with a closed bag and a report naming the death.
+    Lockstep: `--inject kill@1.0:g1_sim` (hung forever: the status stamps stop, so "3 s after the kill"
+    never came). Real time: the simulator killed from outside (SIGKILL), as a crash would."""
+    results = {}
+    for mode, args in (("lockstep", ("--inject", "kill@1.0:g1_sim")), ("realtime", ("--realtime",))):
+        out = tmp_path / mode
+        proc = _track(out, *args, "--duration", "30")
+        _wait_for_log(proc, out / "logs" / "g1_policy.log", "STAND -> TRACK")
+        if mode == "realtime":
+            time.sleep(1.0)
+            kill_child(proc.pid, "g1_hardware.sim_node")
+        killed = time.monotonic()
+        code, stderr = _finish(proc)
+        results[mode] = round(time.monotonic() - killed, 1)
+        assert code == 1, f"{mode}: exit code {code}:\n{stderr[-3000:]}"
+        assert "the run failed: g1_sim died (killed by SIGKILL" in stderr, stderr[-3000:]
+        report = _valid_bag_and_report(out)
+        run = report["run"]
+        assert run["outcome"].startswith("g1_sim died (killed by SIGKILL") and run["failed"], run
+        assert any(e["event"].startswith("g1_sim died") for e in run["events"]), run["events"]
+        assert "g1_sim died (killed by SIGKILL" in (out / "report.md").read_text()
+    print(f"g1 track ended (s after the simulator's death, incl. evaluation): {results}")
+
+
+def test_lockstep_report_names_what_ended_the_run_after_the_policy_dies(tmp_path):
+    """Issue 12 item 12b: after the policy died in lockstep the report said "the simulator reached the
+    run duration". It must name what ended the run."""
+    out = tmp_path / "policy_killed"
+    proc = _track(out, "--inject", "kill@1.0:g1_policy")
+    code, stderr = _finish(proc, 180.0)
+    report = _valid_bag_and_report(out)
+    outcome = report["run"]["outcome"]
+    assert "duration" not in outcome and "g1_policy" in outcome, outcome
+    assert "injected kill of g1_policy" in [e["event"] for e in report["run"]["events"]]
+    print(f"policy killed in lockstep: exit {code}, outcome {outcome!r}")
+
+
+def test_track_is_isolated_on_dds_by_default(tmp_path, g1_moves_dir):
+    """Issue 12 item 3: with no ROS_* variables `g1 track` ran on domain 0 with subnet discovery, and a
+    stray default node received every joint_command. Now: domain SIM_DOMAIN_ID, localhost discovery,
+    both reported; a default node hears nothing of the run (a listener on the run's domain does: the
+    control). The run plays a uniquely named clip so that other runs on this shared machine do not count."""
+    import shutil
+
+    from g1_bringup.graph import SIM_DOMAIN_ID
+    from hw_fault_helpers import STRAY_LISTENER, without_ros_settings
+
+    motion = f"isolation_probe_{os.getpid()}"
+    clip = tmp_path / f"{motion}.csv"
+    shutil.copy(g1_moves_dir / "karate" / "M_ShortMove14.csv", clip)
+    env = without_ros_settings()
+    listen_s = "45"
+    listeners = [subprocess.Popen([sys.executable, "-c", STRAY_LISTENER, listen_s, motion], stdout=subprocess.PIPE,
+                                  text=True, env=e) for e in (env, {**env, "ROS_DOMAIN_ID": str(SIM_DOMAIN_ID)})]
+    out = tmp_path / "default_dds"
+    try:
+        time.sleep(3.0)  # the listeners are up before the graph
+        code, stderr = _finish(_track(out, "--motion", str(clip), "--stand-s", "1.0", "--duration", "4", env=env))
+        assert code == 0, stderr[-3000:]
+    finally:
+        stray, control = [json.loads(p.communicate(timeout=120)[0].strip() or "{}") for p in listeners]
+    assert stray["run_statuses"] == 0, f"a default ROS 2 node heard the run: {stray}"
+    assert control["run_statuses"] > 20, f"the control listener on domain {SIM_DOMAIN_ID} heard too little: {control}"
+    assert f"ROS_DOMAIN_ID={SIM_DOMAIN_ID} (default), ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (default)" in stderr
+    report = _valid_bag_and_report(out)
+    assert report["run"]["dds"]["ROS_DOMAIN_ID"] == {"value": str(SIM_DOMAIN_ID), "source": "default"}
+    print(f"default DDS: a domain-0 node heard {stray}, a domain-{SIM_DOMAIN_ID} listener {control}")
+
+
+def test_dds_settings_respect_the_users_variables():
+    from g1_bringup.graph import GraphOptions, dds_settings, tracking_graph
+
+    mine = dds_settings("sim", {"ROS_DOMAIN_ID": "5", "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"})
+    assert mine.env == {"ROS_DOMAIN_ID": "5", "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}
+    assert {v["source"] for v in mine.report.values()} == {"environment"}
+    robot = {n.name: n.env for n in tracking_graph(GraphOptions(hardware="robot"), {})}
+    assert robot["g1_driver"] == {"ROS_DOMAIN_ID": "0", "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}
+    assert robot["g1_policy"] == {"ROS_DOMAIN_ID": "0", "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" in dds_settings("robot", {}).notes[0]

@@ -129,6 +129,7 @@ class SimNode(Node):
         self._last_command_wall: float | None = None  # real time: when the last command was accepted
         self._command_timed_out = False
         self._ready_peers: set[str] = set()
+        self._end: tuple[str, str] | None = None  # (kind, text) once the run ended (end_reason)
         self._create_interfaces()
 
     # --- set-up ----------------------------------------------------------------------------------
@@ -355,6 +356,19 @@ class SimNode(Node):
         limit = self.params["duration_s"]
         return self._stopped_by_damping or (limit > 0 and self.sim.tick * robot.CONTROL_PERIOD_S >= limit - 1e-9)
 
+    def end_reason(self, error: str | None = None) -> tuple[str, str]:
+        """(kind, text) of what ended the run: ``duration``, ``damping`` (stop_after_damping_s), ``signal``
+        or ``error``. The summary carries it, so a supervisor (g1 track) can tell a run that reached its
+        end from one that was stopped or failed."""
+        if error is not None:
+            return "error", f"error: {error}"
+        if self._stopped_by_damping:
+            return "damping", (f"the commands had been damping for {self.params['stop_after_damping_s']:g} s "
+                               f"(stop_after_damping_s; {self.stats.command_timeouts} ticks without a command)")
+        if self._done():
+            return "duration", f"duration_s {self.params['duration_s']:g} s of sim time reached"
+        return "signal", "stopped by a signal or shutdown before the run's end"
+
     def _count_damping(self, command: JointCommand | None) -> None:
         damping = command is None or not any(command.kp)
         self._damping_ticks = self._damping_ticks + 1 if damping else 0
@@ -479,6 +493,7 @@ class SimNode(Node):
             "command_timeouts": self.stats.command_timeouts,
             "rejected_commands": self.stats.rejected_commands,
             "deterministic": self.mode == "lockstep" and self.stats.command_timeouts == 0,
+            "ended_by": (self._end or self.end_reason())[0], "end_reason": (self._end or self.end_reason())[1],
         }
         if lateness_ms.size:
             out.update(step_lateness_ms_p50=float(np.percentile(lateness_ms, 50)),
@@ -486,12 +501,14 @@ class SimNode(Node):
                        step_lateness_ms_max=float(lateness_ms.max()), overruns=self.stats.overruns)
         return out
 
-    def write_summary(self) -> None:
+    def write_summary(self, error: str | None = None) -> None:
+        self._end = self.end_reason(error)
         summary = self.summary()
         self.get_logger().info(
             f"stopped at tick {summary['ticks']} ({summary['sim_time_s']:.2f} s sim, "
             f"RTF {summary['real_time_factor'] or 0:.2f}), pelvis {summary['pelvis_height_m']:.3f} m, "
-            f"command timeouts {summary['command_timeouts']}, state sha256 {summary['state_sha256'][:16]}")
+            f"command timeouts {summary['command_timeouts']}, state sha256 {summary['state_sha256'][:16]}; "
+            f"ended by {summary['end_reason']}")
         if self.params["final_state_file"]:
             Path(self.params["final_state_file"]).write_text(json.dumps(summary, indent=1))
 
@@ -515,6 +532,7 @@ def main(args=None) -> int:
     shutdown.init(args)
     node = None
     code = 0
+    error = None
     try:
         node = SimNode()
         executor = make_executor(node.params["executor"])
@@ -524,13 +542,17 @@ def main(args=None) -> int:
         pass
     except RCLError as exc:
         if not interrupted(exc):
+            error = f"{type(exc).__name__}: {exc}"
             raise
     except (LockstepError, ValueError) as exc:
         (node.get_logger() if node else rclpy.logging.get_logger("g1_sim")).error(str(exc))
-        code = 1
+        code, error = 1, str(exc)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         if node is not None:
-            node.write_summary()
+            node.write_summary(error)
             if rclpy.ok():
                 node.flush_publishers()
             node.destroy_node()
