@@ -23,7 +23,7 @@ from g1_description import robot  # noqa: E402
 from g1_interfaces.msg import JointCommand  # noqa: E402
 
 __all__ = ["Probe", "log_text", "FakeRobot", "StandCommands", "assert_lowcmds_sane", "rclpy_context", "probe",
-           "child_pids", "kill_child", "STRAY_LISTENER", "without_ros_settings"]
+           "child_pids", "kill_child", "STRAY_LISTENER", "without_ros_settings", "PUBSUB", "exchanged"]
 
 MODE_MACHINE = 5
 
@@ -157,3 +157,38 @@ def without_ros_settings(environ=None) -> dict:
     for var in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS"):
         env.pop(var, None)
     return env
+
+
+#: ``python -c PUBSUB pub|sub``: a talker (60 messages over 6 s) or a listener (prints how many it got in 8 s)
+#: on the topic ``dds_probe``: what two processes of a graph exchange under a given DDS environment.
+PUBSUB = """
+import sys, time, rclpy
+from std_msgs.msg import String
+rclpy.init()
+node = rclpy.create_node("dds_probe_" + sys.argv[1])
+if sys.argv[1] == "pub":
+    pub = node.create_publisher(String, "dds_probe", 10)
+    for i in range(60):
+        pub.publish(String(data=str(i)))
+        rclpy.spin_once(node, timeout_sec=0.1)
+else:
+    got = []
+    node.create_subscription(String, "dds_probe", got.append, 10)
+    end = time.monotonic() + 8.0
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    print(len(got))
+"""
+
+
+def exchanged(env: dict) -> tuple[int, str]:
+    """How many of the talker's messages a listener got with ``env``; and both processes' stderr."""
+    import subprocess
+
+    sub = subprocess.Popen([sys.executable, "-c", PUBSUB, "sub"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    pub = subprocess.Popen([sys.executable, "-c", PUBSUB, "pub"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    got, sub_err = sub.communicate(timeout=60)
+    _, pub_err = pub.communicate(timeout=60)
+    return int(got.strip() or -1), sub_err + pub_err

@@ -278,3 +278,24 @@ def test_dds_settings_respect_the_users_variables():
     assert robot["g1_driver"] == {"ROS_DOMAIN_ID": "0", "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}
     assert robot["g1_policy"] == {"ROS_DOMAIN_ID": "0", "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     assert "FASTDDS_DEFAULT_PROFILES_FILE" in dds_settings("robot", {}).notes[0]
+
+
+def test_shipped_fastdds_profile_confines_udp_to_its_interfaces(tmp_path):
+    """Issue 12 item 3, real-robot path: the example profile (g1_hardware/config/fastdds_robot_interface.xml)
+    is one Fast DDS parses and applies. As shipped (lo + eth0) two SUBNET participants talk; the same file
+    with only interfaces this machine lacks (and no shared memory) cannot: the whitelist is in force."""
+    from g1_description.paths import package_share
+    from hw_fault_helpers import exchanged
+
+    profile = package_share("g1_hardware") / "config" / "fastdds_robot_interface.xml"
+    env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET", "FASTDDS_DEFAULT_PROFILES_FILE": str(profile)}
+    got, err = exchanged(env)
+    assert got > 30, f"the shipped profile stopped a local talker and listener: {got}\n{err}"
+    text = profile.read_text().replace("<interface>lo</interface>", "<interface>g1nosuch0</interface>")
+    text = text.replace("<interface>eth0</interface>", "<interface>g1nosuch1</interface>")
+    text = text.replace("<transport_id>g1_shm</transport_id>\n        </userTransports>", "</userTransports>")
+    assert text.count("g1_shm") == 1 and "g1nosuch1" in text, "the test's edit of the profile no longer applies"
+    elsewhere = tmp_path / "elsewhere.xml"
+    elsewhere.write_text(text)
+    got, err = exchanged({**env, "FASTDDS_DEFAULT_PROFILES_FILE": str(elsewhere)})
+    assert got == 0 and "whitelist" in err, f"traffic outside the whitelisted interfaces: {got}\n{err}"
