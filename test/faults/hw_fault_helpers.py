@@ -58,10 +58,11 @@ class FakeRobot:
         """Inject ``fault``; wait for a status taken after it, sending ``commands`` meanwhile (a pause
         in the commands would itself make the driver damp)."""
         wait = commands.send_until if commands else self.probe.spin_until
-        wait(lambda: self._inject.get_subscription_count() > 0, 10.0, "the fake G1's inject topic")
-        self.latest = None  # the next status is one taken after the injection
+        wait(lambda: self._inject.get_subscription_count() > 0 and self.latest is not None, 10.0,
+             "the fake G1's inject topic and status")
+        count = self.latest["injections"]
         self._inject.publish(String(data=json.dumps(fault)))
-        wait(lambda: self.latest is not None and self.latest["injected"], 10.0, f"the fake G1 to take {fault}")
+        wait(lambda: self.latest["injections"] > count, 10.0, f"the fake G1 to take {fault}")
 
 
 class StandCommands:

@@ -299,3 +299,70 @@ def test_shipped_fastdds_profile_confines_udp_to_its_interfaces(tmp_path):
     elsewhere.write_text(text)
     got, err = exchanged({**env, "FASTDDS_DEFAULT_PROFILES_FILE": str(elsewhere)})
     assert got == 0 and "whitelist" in err, f"traffic outside the whitelisted interfaces: {got}\n{err}"
+
+
+def test_an_error_inside_the_driver_ends_in_damping_not_in_a_dead_driver(node_processes, probe):
+    """Issue 12 item 1, in general: any exception in the driver's callbacks or its writer loop must end
+    in damping frames that keep coming. The real driver node runs here in the test process so that
+    errors can be planted in it (its command handling, then its frame builder); the robot is the fake G1."""
+    import threading
+
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from g1_hardware.g1_driver import G1Driver
+
+    node_processes.start(*FAKE, name="fake_g1")
+    driver = G1Driver(parameter_overrides=[
+        Parameter("allow_arming", value=True), Parameter("accepted_mode_machines", value=[MODE_MACHINE]),
+        # 1 s: in this process the driver shares the GIL with the probe, and this test is not about lowstate loss
+        Parameter("lowstate_timeout_s", value=1.0)])
+    executor = SingleThreadedExecutor()
+    executor.add_node(driver)
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            executor.spin_once(0.05)
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        robot = FakeRobot(probe)
+        commands = StandCommands(probe)
+        probe.spin_until(lambda: robot.latest is not None and driver.core.lowstate_time is not None, 30.0,
+                         "the fake G1's lowstate at the driver")
+        commands.send_until(lambda: commands.pub.get_subscription_count() > 0, 10.0, "the driver's command reader")
+        for planted in ("command", "writer"):
+            assert arm(probe).success
+            commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0,
+                                f"{planted}: the stand gains (driver faults: {driver.core.faults})")
+            core = driver.core
+            if planted == "command":
+                def broken(*args):
+                    raise RuntimeError("planted fault in command handling")
+                core.on_command = broken
+            else:
+                original, calls = core.next_frame, []
+
+                def broken(now):  # fails once, then works again
+                    calls.append(now)
+                    if len(calls) == 1:
+                        raise RuntimeError("planted fault in the writer")
+                    return original(now)
+                core.next_frame = broken
+            robot.inject(commands)  # an empty fault: only starts the fake G1's damping clock
+            commands.send_until(lambda: robot.latest["damping_after_ms"] is not None, 10.0,
+                                f"{planted}: damping frames at the robot")
+            commands.send_for(0.5)
+            assert robot.latest["stiff_after_damping"] == 0 and robot.latest["kp_sum"] == 0, robot.latest
+            assert spinner.is_alive() and driver._writer.is_alive(), "the driver died of the planted fault"
+            assert not core.armed
+            for attr in ("on_command", "next_frame"):  # the planted instance attributes go: the real methods
+                core.__dict__.pop(attr, None)
+            print(f"planted error in the driver's {planted}: damping after {robot.latest['damping_after_ms']:.0f} ms")
+        assert robot.latest["nonfinite_frames"] == 0 and robot.latest["out_of_limit_frames"] == 0
+    finally:
+        stop.set()
+        spinner.join(5.0)
+        executor.shutdown()
+        driver.destroy_node()

@@ -12,7 +12,8 @@ real robot does not have, and takes faults to inject on ``fake_g1/inject`` (std_
 (the robot switches mode_machine: it reports and accepts only the new one), ``{"silence_s": 1.0}`` (no
 lowstate for that long; physics and lowcmd go on). From each injection on, the status measures how the
 controller answered: ``damping_after_ms`` (first accepted frame with kp = 0 on every motor),
-``stiff_after_damping`` (accepted frames with kp > 0 after it), and for every accepted frame ever
+``stiff_after_damping`` (accepted frames with kp > 0 after it), ``injections`` (how many so far), and
+for every accepted frame ever
 ``nonfinite_frames`` / ``out_of_limit_frames`` (q beyond the joint limits, kp/kd beyond 500/50, tau
 beyond the effort limits on an enabled motor).
 """
@@ -72,6 +73,7 @@ class FakeG1(Node):
         self.injected_at: float | None = None    # monotonic time of the last injection
         self.damping_after_ms: float | None = None
         self.stiff_after_damping = 0
+        self.injections = 0
         self.pub_lowstate = self.create_publisher(LowState, "lowstate", _BEST_EFFORT)
         self.pub_status = self.create_publisher(String, STATUS_TOPIC, 10)
         self.create_subscription(LowCmd, "lowcmd", self._on_lowcmd, _BEST_EFFORT)
@@ -118,6 +120,7 @@ class FakeG1(Node):
         if "silence_s" in fault:
             self.silent_until = time.monotonic() + float(fault["silence_s"])
         self.injected_at, self.damping_after_ms, self.stiff_after_damping = time.monotonic(), None, 0
+        self.injections += 1
         self.get_logger().warning(f"fault injected: {fault}")
 
     def _reject(self, counter: str, why: str) -> None:
@@ -157,7 +160,7 @@ class FakeG1(Node):
         c = self.last_command
         status = dict(self.counters, pelvis_height_m=float(self.sim.data.qpos[2]),
                       kp_sum=float(c.kp.sum()) if c else 0.0, kd_min=float(c.kd.min()) if c else 0.0,
-                      mode_machine=self.mode_machine, injected=self.injected_at is not None,
+                      mode_machine=self.mode_machine, injections=self.injections,
                       damping_after_ms=self.damping_after_ms, stiff_after_damping=self.stiff_after_damping)
         self.pub_status.publish(String(data=json.dumps(status)))
 
