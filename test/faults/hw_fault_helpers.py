@@ -100,7 +100,8 @@ def assert_lowcmds_sane(frames) -> None:
         assert np.all(np.isfinite(np.concatenate([q, kp, kd, tau, [c.dq for c in motors]]))), "non-finite lowcmd"
         assert np.all((kp >= 0) & (kp <= 500.0) & (kd >= 0) & (kd <= 50.0)), "gains beyond the limits"
         stiff = kp > 0
-        assert np.all(q[stiff] >= robot.JOINT_LOWER[stiff] - 1e-5) and np.all(q[stiff] <= robot.JOINT_UPPER[stiff] + 1e-5)
+        assert np.all(q[stiff] >= robot.JOINT_LOWER[stiff] - 1e-5), "position target below a joint limit"
+        assert np.all(q[stiff] <= robot.JOINT_UPPER[stiff] + 1e-5), "position target above a joint limit"
         assert np.all(np.abs(tau) <= robot.EFFORT_LIMIT + 1e-3)
 
 
