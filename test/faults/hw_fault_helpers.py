@@ -130,14 +130,17 @@ def kill_child(parent: int, module: str, sig=signal.SIGKILL) -> int:
     raise AssertionError(f"no child process runs {module}: {child_pids(parent)}")
 
 
-#: A stray ROS 2 node (what anyone's default node would be). For argv[1] seconds it counts the
-#: tracking_status messages of the run playing the motion named argv[2] (this machine is shared: other
-#: runs may be on any domain), and every joint_command it hears; prints both as JSON.
+#: A stray ROS 2 node (what anyone's default node would be). For argv[1] seconds, or until SIGTERM, it
+#: counts the tracking_status messages of the run playing the motion named argv[2] (this machine is
+#: shared: other runs may be on any domain), and every joint_command it hears; prints both as JSON.
 STRAY_LISTENER = """
-import json, sys, time, rclpy
+import json, signal, sys, time, rclpy
+from rclpy.signals import SignalHandlerOptions
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
 from g1_common import topics
 from g1_interfaces.msg import JointCommand, TrackingStatus
-rclpy.init()
+rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # SIGTERM: stop and print, not die
 node = rclpy.create_node("stray_listener")
 counts = {"run_statuses": 0, "joint_commands_any": 0}
 def on_status(msg):
@@ -147,7 +150,7 @@ def on_command(msg):
 node.create_subscription(TrackingStatus, topics.TRACKING_STATUS, on_status, topics.CONTROL_QOS)
 node.create_subscription(JointCommand, topics.JOINT_COMMAND, on_command, topics.CONTROL_QOS)
 end = time.monotonic() + float(sys.argv[1])
-while time.monotonic() < end:
+while time.monotonic() < end and not stop:
     rclpy.spin_once(node, timeout_sec=0.1)
 print(json.dumps(counts))
 """

@@ -48,9 +48,10 @@ def test_driver_survives_arm_calls_whose_outcome_changes(node_processes, probe):
     commands = StandCommands(probe)
     refused = arm(probe)  # no robot yet: no lowstate
     assert not refused.success and "no lowstate" in refused.message, refused.message
+    states = probe.record(JointState, topics.JOINT_STATES, topics.CONTROL_QOS)
     fake = node_processes.start(*FAKE, name="fake_g1")
     robot = FakeRobot(probe)
-    probe.spin_until(lambda: robot.latest is not None, 30.0, "the fake G1")
+    probe.spin_until(lambda: robot.latest is not None and len(states) > 5, 30.0, "the fake G1 through the driver")
     commands.send_until(lambda: commands.pub.get_subscription_count() > 0, 10.0, "the driver's command reader")
     accepted = arm(probe)
     assert accepted.success, accepted.message
@@ -250,7 +251,7 @@ def test_track_is_isolated_on_dds_by_default(tmp_path, g1_moves_dir):
     clip = tmp_path / f"{motion}.csv"
     shutil.copy(g1_moves_dir / "karate" / "M_ShortMove14.csv", clip)
     env = without_ros_settings()
-    listen_s = "45"
+    listen_s = "120"  # or until told to stop, after the run
     listeners = [subprocess.Popen([sys.executable, "-c", STRAY_LISTENER, listen_s, motion], stdout=subprocess.PIPE,
                                   text=True, env=e) for e in (env, {**env, "ROS_DOMAIN_ID": str(SIM_DOMAIN_ID)})]
     out = tmp_path / "default_dds"
@@ -259,6 +260,9 @@ def test_track_is_isolated_on_dds_by_default(tmp_path, g1_moves_dir):
         code, stderr = _finish(_track(out, "--motion", str(clip), "--stand-s", "1.0", "--duration", "4", env=env))
         assert code == 0, stderr[-3000:]
     finally:
+        time.sleep(1.0)
+        for listener in listeners:
+            listener.terminate()
         stray, control = [json.loads(p.communicate(timeout=120)[0].strip() or "{}") for p in listeners]
     assert stray["run_statuses"] == 0, f"a default ROS 2 node heard the run: {stray}"
     assert control["run_statuses"] > 20, f"the control listener on domain {SIM_DOMAIN_ID} heard too little: {control}"
@@ -366,3 +370,26 @@ def test_an_error_inside_the_driver_ends_in_damping_not_in_a_dead_driver(node_pr
         spinner.join(5.0)
         executor.shutdown()
         driver.destroy_node()
+
+
+def test_ctrl_c_after_a_fault_keeps_the_fault_in_the_report(tmp_path):
+    """Issue 12 item 7: a user who pressed Ctrl-C while `g1 track` waited after a fault lost the fault:
+    the report said only "interrupted by Ctrl-C". The policy is killed (lockstep), then Ctrl-C comes
+    while the graph is quiet: both must be in the report, and the bag closed."""
+    from hw_fault_helpers import child_pids
+
+    out = tmp_path / "ctrl_c_after_fault"
+    proc = _track(out, "--inject", "kill@1.0:g1_policy")
+    _wait_for_log(proc, out / "logs" / "g1_policy.log", "STAND -> TRACK")
+    deadline = time.monotonic() + 60
+    while any("g1_tracker_policy.node" in cmd for cmd in child_pids(proc.pid).values()):
+        assert time.monotonic() < deadline and proc.poll() is None, "the injected kill did not happen"
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    code, stderr = _finish(proc)
+    assert code == 0, stderr[-3000:]
+    report = _valid_bag_and_report(out)
+    events = [e["event"] for e in report["run"]["events"]]
+    assert "injected kill of g1_policy" in events and "interrupted by Ctrl-C" in events, events
+    assert report["run"]["outcome"] == "interrupted by Ctrl-C"
