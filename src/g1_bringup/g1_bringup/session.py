@@ -230,8 +230,8 @@ class TrackSession:
                 # simulator is gone, a lockstep graph is stuck), time-based ends above never come.
                 stalled_s = time.monotonic() - self._progress_wall
                 if injected_kill_at is not None and stalled_s > STALL_AFTER_KILL_S:
-                    outcome = (f"observed after the injected kill of {killed}: no tracking status for "
-                               f"{stalled_s:.0f} s (the controller stopped)")
+                    outcome = (f"observed after the injected kill of {killed}: no new tracking status for "
+                               f"{stalled_s:.0f} s")
                     break
                 if stalled_s > STALL_TIMEOUT_S:
                     outcome, failed = (f"no progress: no new tracking status for {stalled_s:.0f} s "
