@@ -191,3 +191,33 @@ def test_queueing_behind_a_looping_clip_is_refused(kinematics, motion, other):
         player.play(other, enqueue=True)
     player.play(other)  # replacing it is fine
     assert player.window(DT).motion_name == other.name
+
+
+def test_reanchor_after_blend_starts_the_clip_where_the_robot_stands(kinematics, motion):
+    """A blend-in moves the reference's feet, the robot cannot slide its own: with reanchor_after_blend
+    the clip is anchored a second time, at the pose the robot has when the blend ends."""
+    player = make_player(kinematics, blend_in_s=1.0, reanchor_after_blend=True)
+    player.play(motion)
+    run_until(player, 1.0 - DT)                         # the blend-in (ticks to 0.98 s), robot at robot_pose()
+    moved = robot_pose(x=1.3, y=-2.1, yaw=0.9)          # where the robot ended up
+    player.set_robot_pose(moved)
+    w = player.window(1.0)                              # the first tick after the blend
+    assert w.state == WindowState.PLAYING
+    clip = sample(motion, np.array([0.0, DT]))
+    # the clip's first frame is now at the robot's x/y/yaw, so the next frame is one step from it
+    expected = PlanarTransform.between(Pose.from_frames(clip, 0), moved).points(clip.root_pos[1])
+    np.testing.assert_allclose(w.root_pos[0], expected, atol=1e-9)
+    assert rotations.yaw(w.root_quat_wxyz[0]) == pytest.approx(
+        0.9 + rotations.yaw(clip.root_quat_wxyz[1]) - rotations.yaw(clip.root_quat_wxyz[0]), abs=1e-9)
+    np.testing.assert_allclose(w.joint_pos[0], clip.joint_pos[1], atol=1e-9)   # joints untouched
+    # later ticks keep that anchor (it happens once), and the default player does not re-anchor at all
+    player.set_robot_pose(robot_pose())
+    np.testing.assert_allclose(player.window(1.0 + DT).root_pos[0][:2],
+                               PlanarTransform.between(Pose.from_frames(clip, 0), moved).points(
+                                   sample(motion, np.array([2 * DT])).root_pos)[0][:2], atol=1e-9)
+    plain = make_player(kinematics, blend_in_s=1.0)
+    plain.play(motion)
+    run_until(plain, 1.0 - DT)
+    plain.set_robot_pose(moved)
+    at_start = PlanarTransform.between(Pose.from_frames(clip, 0), robot_pose())  # anchored at play time only
+    np.testing.assert_allclose(plain.window(1.0).root_pos[0], at_start.points(clip.root_pos[1]), atol=1e-9)

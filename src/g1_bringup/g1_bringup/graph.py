@@ -118,6 +118,8 @@ class GraphOptions:
 
     hardware: str = "sim"            # "sim" | "robot"
     policy: str = ""                 # ONNX artifact; "" -> the labelled baseline (reference pass-through)
+    policy_sidecar: str = ""         # facts a policy trained elsewhere lacks ("" -> <policy>.g1.yaml if present)
+    base_lin_vel: str = ""           # policies that observe base_lin_vel: zero | odometry ("" -> policy.yaml's)
     motion_library: str = ""         # motion library directory ("" -> the default library)
     record: str = ""                 # bag directory to write ("" -> no recording)
     realtime: bool = False           # sim clock mode: realtime instead of lockstep
@@ -137,6 +139,15 @@ def uses_sim_time(opts: GraphOptions) -> bool:
     return opts.hardware == "sim" and not opts.realtime
 
 
+def _trained_elsewhere(policy: str) -> bool:
+    from g1_tracker_policy import external
+
+    try:
+        return external.policy_format(policy) in external.EXTERNAL_FORMATS
+    except Exception:  # noqa: BLE001 - an unreadable file is refused, with its reason, by the policy node
+        return False
+
+
 def tracking_graph(opts: GraphOptions, environ: Mapping[str, str] | None = None) -> list[NodeSpec]:
     """The nodes of one tracking run, each with its DDS environment (:func:`dds_settings` of ``environ``,
     default ``os.environ``)."""
@@ -153,6 +164,13 @@ def tracking_graph(opts: GraphOptions, environ: Mapping[str, str] | None = None)
     if not opts.visualization:
         motion_params["publish_visualization"] = False
     policy_params = {"policy_path": opts.policy}
+    if opts.policy_sidecar:
+        policy_params["policy_sidecar"] = opts.policy_sidecar
+    if opts.base_lin_vel:
+        policy_params["base_lin_vel"] = opts.base_lin_vel
+    if opts.policy and _trained_elsewhere(opts.policy):
+        # their motion starts where the robot stands after the blend-in (a blend cannot move feet)
+        motion_params["reanchor_after_blend"] = True
     if opts.hardware == "sim":
         # the simulated robot is created standing and collapses within ~0.5 s of damping: stand at the
         # first upright state instead of waiting for set_mode (the real robot starts in PASSIVE)

@@ -30,7 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def replay(bag: Path, policy: Path) -> dict:
-    from g1_tracker_policy import contract
     from g1_tracker_policy.controllers import PolicyController, RobotState
     from g1_tracker_policy.safety import Mode
 
@@ -43,7 +42,17 @@ def replay(bag: Path, policy: Path) -> dict:
     for t in (topics.IMU, topics.JOINT_COMMAND, topics.TRACKING_STATUS):
         if t not in raw:
             raise EvalError(f"{bag}: replay needs the topic {t!r}, which the bag lacks")
-    controller = PolicyController(contract.load_artifact(policy))
+    from g1_tracker_policy import external
+
+    artifact = external.load_policy(policy)  # ours, or an mjlab / holosoma export
+    if isinstance(artifact, external.ExternalArtifact):
+        from g1_tracker_policy.external_controller import ExternalPolicyController
+
+        controller = ExternalPolicyController(artifact)
+    else:
+        controller = PolicyController(artifact)
+    # the odometry such a policy observes (its position): the simulator's ground truth, as in the run
+    odoms = _by_tick(raw.get(topics.GROUND_TRUTH_ODOM, []), CONTROL_PERIOD_NS)
     states, imus = _by_tick(raw[topics.JOINT_STATES], CONTROL_PERIOD_NS), _by_tick(raw[topics.IMU], CONTROL_PERIOD_NS)
     windows = _by_tick(raw[topics.REFERENCE_WINDOW], CONTROL_PERIOD_NS)
     commands = _by_tick(raw[topics.JOINT_COMMAND], CONTROL_PERIOD_NS)
@@ -67,10 +76,20 @@ def replay(bag: Path, policy: Path) -> dict:
         q, dq, _ = conversions.joint_state_to_arrays(states[k])
         quat, gyro, _ = conversions.imu_to_arrays(imus[k])
         window = as_window(windows[k])
-        out = controller.compute(RobotState(q, dq, quat, gyro), window, last_action)
+        pos = lin = None
+        if k in odoms:
+            o = odoms[k]
+            pos = np.array([o.pose.pose.position.x, o.pose.pose.position.y, o.pose.pose.position.z])
+            lin = np.array([o.twist.twist.linear.x, o.twist.twist.linear.y, o.twist.twist.linear.z])
+        out = controller.compute(RobotState(q, dq, quat, gyro, pos, lin), window, last_action)
         recorded = conversions.joint_command_to_arrays(commands[k])["position"]
-        diffs.append(out.position - recorded)
-        last_action = controller.observe_command(recorded, window)
+        # the recorded command went through the sanitiser, which keeps targets inside the joint limits
+        diffs.append(np.clip(out.position, robot.JOINT_LOWER, robot.JOINT_UPPER) - recorded)
+        # the node fed back the policy's own (unclipped) action: do the same while the replay agrees with
+        # the recording (float32 on the wire), else recover it from the recorded command
+        agrees = np.max(np.abs(diffs[-1])) < 1e-4
+        last_action = (np.asarray(out.action, dtype=np.float64) if agrees
+                       else controller.observe_command(recorded, window))
         prev = k
     d = np.abs(np.array(diffs))
     worst = np.argsort(d.mean(axis=0))[::-1][:5]

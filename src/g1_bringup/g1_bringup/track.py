@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "(CSV / npz / pkl); default: the embedded squat-and-wave motion")
     parser.add_argument("--policy", help="policy artifact (.onnx with its contract); default: the shipped "
                                          "policy if there is one, else the baseline pass-through")
+    parser.add_argument("--policy-sidecar", metavar="YAML",
+                        help="facts a policy trained elsewhere does not carry (default: <policy>.g1.yaml next to it)")
+    parser.add_argument("--base-lin-vel", choices=("zero", "odometry"),
+                        help="policies that observe base_lin_vel: feed zero (the real G1 has no sensor for it; the "
+                             "default) or the odometry's (simulation: ground truth)")
     parser.add_argument("--baseline", action="store_true", help="use the reference pass-through baseline")
     parser.add_argument("--library", type=Path, help="motion library directory (default: $G1_MOTION_LIBRARY "
                                                      "or ~/.local/share/g1_tracker/motions)")
@@ -78,10 +83,12 @@ def _resolve_policy(args) -> str:
         path = Path(args.policy)
         if not path.is_file():
             raise TrackError(f"policy file {path} does not exist")
-        from g1_tracker_policy import contract
+        if args.policy_sidecar and not Path(args.policy_sidecar).is_file():
+            raise TrackError(f"--policy-sidecar {args.policy_sidecar} does not exist")
+        from g1_tracker_policy import contract, external
 
-        try:
-            contract.load_artifact(path)
+        try:  # our contract, or an mjlab / holosoma export (g1_tracker_policy.external)
+            external.load_policy(path, args.policy_sidecar, base_lin_vel=args.base_lin_vel)
         except contract.ContractError as exc:
             raise TrackError(f"policy {path} is refused: {exc}") from exc
         return str(path.resolve())
@@ -91,12 +98,23 @@ def _resolve_policy(args) -> str:
     return str(shipped_policy) if shipped_policy else ""
 
 
-def _resolve_motion(args, out: Path) -> tuple[str, Path, float]:
-    """(motion name, library dir, duration) — files and the default motion go into a run-local library."""
+def _resolve_motion(args, out: Path, policy: str = "") -> tuple[str, Path, float]:
+    """(motion name, library dir, duration) — files and the default motion go into a run-local library.
+    With no --motion, a policy that carries its motion (mjlab / holosoma exports) plays that motion."""
     from motion_server.importers import MotionImportError, import_motion
     from motion_server.library import MotionLibrary, UnknownMotionError
 
     run_lib = out / "motions"
+    if args.motion is None and policy:
+        from g1_tracker_policy import external
+
+        if external.policy_format(policy) in external.EXTERNAL_FORMATS:
+            try:  # run the model over its time steps: a library clip with provenance, re-anchored like ours
+                motion = import_motion(Path(policy), sidecar=args.policy_sidecar).motion
+            except MotionImportError as exc:
+                raise TrackError(str(exc)) from exc
+            MotionLibrary(run_lib).add(motion)
+            return motion.name, run_lib, motion.duration_s
     if args.motion is None:
         from . import default_motion
 
@@ -152,7 +170,7 @@ def _run(args) -> int:
         for text in args.inject:
             parse_injection(text)
         policy = _resolve_policy(args)
-        motion_name, library, clip_s = _resolve_motion(args, out)
+        motion_name, library, clip_s = _resolve_motion(args, out, policy)
     except TrackError:
         shutil.rmtree(out, ignore_errors=True)  # nothing half-written left looking valid
         raise
@@ -160,7 +178,9 @@ def _run(args) -> int:
     # the simulator ends the run itself at this sim time (a deterministic end for lockstep runs)
     duration = args.duration or (args.stand_s + clip_s + 2.0)
     bag = out / "bag"
-    opts = GraphOptions(policy=policy, motion_library=str(library), record=str(bag), realtime=args.realtime,
+    sidecar = str(Path(args.policy_sidecar).resolve()) if args.policy_sidecar else ""
+    opts = GraphOptions(policy=policy, policy_sidecar=sidecar, base_lin_vel=args.base_lin_vel or "",
+                        motion_library=str(library), record=str(bag), realtime=args.realtime,
                         duration_s=duration, seed=args.seed, final_state_file=str(out / "sim_final.json"),
                         motion=motion_name, motion_at_s=args.stand_s, visualization=args.foxglove,
                         extra_peers=[TrackSession.NAME],  # the sim waits until the monitor sees the status

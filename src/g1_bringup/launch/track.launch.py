@@ -1,5 +1,9 @@
 """ros2 launch g1_bringup track.launch.py [hardware:=sim|robot] [policy:=FILE] [motion:=NAME]
-[record:=DIR] [rviz:=true] [use_sim_time:=true] [realtime:=false] [library:=DIR]
+[record:=DIR] [rviz:=true] [use_sim_time:=true] [realtime:=false] [library:=DIR] [policy_sidecar:=YAML]
+[base_lin_vel:=zero|odometry]
+
+A policy trained elsewhere (mjlab/BeyondMimic, holosoma) carries its motion: import it first with
+`g1 motions import THEIR.onnx` and pass motion:=THEIR (its file name).
 
 The node graph comes from g1_bringup.graph.tracking_graph(), the same description `g1 track` uses in
 the pip world. On top of it this launch file adds what a distro install has: robot_state_publisher
@@ -23,7 +27,10 @@ from g1_description.urdf import generate_urdf
 
 ARGS = {
     "hardware": ("sim", "sim (MuJoCo) or robot (real G1 through g1_driver)"),
-    "policy": ("", "policy artifact (.onnx); empty: the labelled baseline pass-through"),
+    "policy": ("", "policy artifact (.onnx): ours, or an mjlab/BeyondMimic or holosoma export; empty: the labelled "
+                   "baseline pass-through"),
+    "policy_sidecar": ("", "facts a policy trained elsewhere lacks (empty: <policy>.g1.yaml next to it, if any)"),
+    "base_lin_vel": ("", "policies observing base_lin_vel: zero | odometry (empty: policy.yaml's, zero)"),
     "motion": ("", "motion to play once the robot stands (empty: play later with /play_motion)"),
     "library": ("", "motion library directory (empty: the default library)"),
     "record": ("", "bag directory to record to (empty: no recording)"),
@@ -35,7 +42,8 @@ ARGS = {
 
 def _graph(context):
     get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
-    opts = GraphOptions(hardware=get("hardware"), policy=get("policy"), motion_library=get("library"),
+    opts = GraphOptions(hardware=get("hardware"), policy=get("policy"), policy_sidecar=get("policy_sidecar"),
+                        base_lin_vel=get("base_lin_vel"), motion_library=get("library"),
                         record=get("record"), realtime=get("realtime").lower() == "true")
     use_sim_time = uses_sim_time(opts)  # lockstep sim: every node on the simulator's /clock
     requested = get("use_sim_time").lower()

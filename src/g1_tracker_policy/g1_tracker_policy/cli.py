@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("inspect", help="check an artifact against this robot and print its contract")
     p.add_argument("artifact")
     p.add_argument("--json", action="store_true", help="print the contract fields as JSON")
+    p.add_argument("--sidecar", default=None, metavar="YAML",
+                   help="policies trained elsewhere: facts the file lacks (default: <policy>.g1.yaml next to it)")
     p = sub.add_parser("quantize", help="write an int8-weight copy (faster on CPU), refused if actions move")
     p.add_argument("artifact")
     p.add_argument("out")
@@ -24,7 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if args.policy_command == "inspect":
-            art = c.load_artifact(args.artifact)
+            from g1_tracker_policy import external
+
+            art = external.load_policy(args.artifact, args.sidecar)
+            if isinstance(art, external.ExternalArtifact):  # mjlab / holosoma export
+                info = art.describe()
+                if args.json:
+                    print(json.dumps(info, indent=2, default=str))
+                else:
+                    for k, v in info.items():
+                        print(f"{k:18s} {v}")
+                    print(f"{art.format} export: OK (joints mapped by name; gains, default pose, action scale and "
+                          "observation terms from " + ("the file" if set(art.facts_from.values()) == {"metadata"}
+                                                       else "the file and the sidecar") + ")")
+                return 0
             info = {"path": str(art.path), "name": art.name, "model_kind": art.model_kind,
                     "action_base": art.action_base, "observation_size": art.observation.size,
                     "history_length": art.observation.history_length,

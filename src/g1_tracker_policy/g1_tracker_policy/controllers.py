@@ -28,6 +28,10 @@ class RobotState:
     joint_vel: np.ndarray          # (29,) rad/s
     base_quat_wxyz: np.ndarray     # (4,) pelvis orientation (IMU)
     base_ang_vel_body: np.ndarray  # (3,) rad/s, body frame (IMU gyro)
+    #: from odometry (sim: ground truth; robot: a state estimator), only for controllers that ask for it
+    #: (``needs_odometry``): pelvis position, world, m; pelvis linear velocity, pelvis frame, m/s
+    base_pos_world: np.ndarray | None = None
+    base_lin_vel_body: np.ndarray | None = None
 
 
 @dataclass
@@ -182,6 +186,12 @@ class PolicyController:
     def prepare(self, window) -> None:
         """Precompute what depends on the reference window only (call when a window arrives)."""
         self.builder.prepare(window)
+
+    def accept_window(self, window) -> None:
+        """On every reference window: refuse offsets the policy was not trained with, then precompute
+        its window-only terms. Raises ContractError / ObservationError."""
+        c.check_future_offsets(self.artifact.observation, window.future_offsets)
+        self.prepare(window)
 
     def observe_command(self, position: np.ndarray, window=None) -> np.ndarray:
         """The action that would have commanded ``position`` (``window``: the reference of that tick,

@@ -27,6 +27,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool, String
 
@@ -34,7 +35,7 @@ from g1_common import conversions, shutdown, ticks, topics, window_cdr
 from g1_description import robot
 from g1_interfaces.msg import JointCommand, ReferenceWindow, TrackingStatus
 from g1_interfaces.srv import SetMode
-from g1_tracker_policy import contract
+from g1_tracker_policy import contract, external
 from g1_tracker_policy.controllers import PassthroughController, PolicyController, RobotState
 from g1_tracker_policy.observation import ObservationError
 from g1_tracker_policy.safety import Mode, SafetyConfig, SafetyStateMachine, TickInputs, damping_command
@@ -62,6 +63,10 @@ class PolicyNode(Node):
         self.lock = threading.Lock()
         p = self._param
         self.policy_path = p("policy_path", "")
+        # policies trained elsewhere (g1_tracker_policy.external): sidecar of facts, odometry, base_lin_vel
+        self.policy_sidecar = p("policy_sidecar", "")
+        self.odom_topic = p("odom_topic", topics.GROUND_TRUTH_ODOM)
+        self.base_lin_vel_source = p("base_lin_vel", "zero")
         mode_on_start = p("mode_on_start", "passive").lower()
         self.loop_kind = p("loop", "deadline")
         self.executor_kind = p("executor", "events")
@@ -106,6 +111,7 @@ class PolicyNode(Node):
         self._state_wall_by_tick: dict[int, float] = {}
         self._last_lockstep_tick = -1
         self._last_action = np.zeros(robot.NUM_JOINTS)
+        self._tick_odom = None
         self._tick = 0
         self._overruns = 0
         self._prev_start_s: float | None = None
@@ -121,6 +127,15 @@ class PolicyNode(Node):
         self.sub_ref = self.create_subscription(ReferenceWindow, topics.REFERENCE_WINDOW, self._on_reference, q,
                                                 raw=True)
         self.sub_estop = self.create_subscription(Bool, topics.ESTOP, self._on_estop, q)
+        self._odom = None  # latest (pos, lin_vel_body); lockstep: by tick in _odom_by_tick
+        self._odom_rx_s: float | None = None
+        self._odom_by_tick: dict[int, tuple] = {}
+        self.sub_odom = None
+        if getattr(self.controller, "needs_odometry", False):
+            if not self.odom_topic:
+                raise ValueError(f"policy {self.policy_path} needs the robot's position (odometry), "
+                                 "but odom_topic is ''")
+            self.sub_odom = self.create_subscription(Odometry, self.odom_topic, self._on_odom, q)
         self.pub_cmd = self.create_publisher(JointCommand, topics.JOINT_COMMAND, q)
         self.pub_status = self.create_publisher(TrackingStatus, topics.TRACKING_STATUS, q)
         self.pub_ready = self.create_publisher(String, topics.READY, topics.LATCHED_QOS)
@@ -154,7 +169,14 @@ class PolicyNode(Node):
                                    "joints). It is not a tracker.")
             return PassthroughController(), PassthroughController.name
         try:
-            artifact = contract.load_artifact(self.policy_path)
+            artifact = external.load_policy(self.policy_path, self.policy_sidecar or None,
+                                            base_lin_vel=self.base_lin_vel_source)
+            if isinstance(artifact, external.ExternalArtifact):
+                from g1_tracker_policy.external_controller import ExternalPolicyController
+
+                ctrl = ExternalPolicyController(artifact, warm_up_runs)
+                self.get_logger().info(f"loaded {artifact.format} policy {artifact.name}: {artifact.describe()}")
+                return ctrl, ctrl.name
             ctrl = PolicyController(artifact, warm_up_runs)
         except contract.ContractError as exc:
             # stay up (PASSIVE/STAND still work and the status says why) but never track with it
@@ -210,10 +232,9 @@ class PolicyNode(Node):
             return
         k = ticks.ns_to_tick(stamp_ns)
         error = ""
-        if isinstance(self.controller, PolicyController):
+        if hasattr(self.controller, "accept_window"):
             try:
-                contract.check_future_offsets(self.controller.artifact.observation, window.future_offsets)
-                self.controller.prepare(window)  # window-only observation terms, off the tick's path
+                self.controller.accept_window(window)  # offsets check, window-only observation terms
             except (contract.ContractError, ObservationError) as exc:
                 error = str(exc)
         with self.lock:
@@ -228,6 +249,15 @@ class PolicyNode(Node):
         buffer[k] = value
         if wall:
             self._state_wall_by_tick[k] = time.monotonic()
+
+    def _on_odom(self, msg: Odometry) -> None:
+        p, v = msg.pose.pose.position, msg.twist.twist.linear  # twist: pelvis frame (ROS convention)
+        odom = (np.array([p.x, p.y, p.z]), np.array([v.x, v.y, v.z]))
+        if not all(np.all(np.isfinite(a)) for a in odom):
+            odom = None  # the observation then refuses (controller error -> DAMP)
+        with self.lock:
+            self._odom, self._odom_rx_s = odom, time.monotonic()
+            self._register_lockstep(ticks.stamp_to_tick(msg.header.stamp), self._odom_by_tick, odom)
 
     def _on_estop(self, msg: Bool) -> None:
         with self.lock:
@@ -249,6 +279,8 @@ class PolicyNode(Node):
                    and self.pub_cmd.get_subscription_count() > 0)
         if self.lockstep_require_reference:
             matched = matched and self.sub_ref.get_publisher_count() > 0
+        if self.sub_odom is not None:
+            matched = matched and self.sub_odom.get_publisher_count() > 0
         if self.lockstep:
             matched = matched and self.count_publishers("/clock") > 0
         if matched:
@@ -280,8 +312,14 @@ class PolicyNode(Node):
             estop=self._estop, input_fault=self._input_fault, reference_error=self._reference_error)
 
     def _run_controller(self, inp: TickInputs, gyro: np.ndarray):
+        if self.lockstep:
+            odom = self._tick_odom
+        else:  # real time: the latest, unless older than state_lost_ms (never a stale position)
+            fresh = self._odom_rx_s is not None and time.monotonic() - self._odom_rx_s < self.sm.cfg.state_lost_s
+            odom = self._odom if fresh else None
         state = RobotState(joint_pos=inp.joint_pos, joint_vel=inp.joint_vel, base_quat_wxyz=inp.base_quat_wxyz,
-                           base_ang_vel_body=gyro)
+                           base_ang_vel_body=gyro, base_pos_world=None if odom is None else odom[0],
+                           base_lin_vel_body=None if odom is None else odom[1])
         return self.controller.compute(state, inp.window, self._last_action)
 
     def run_tick(self, inp: TickInputs, gyro, stamp, lateness_s: float = 0.0) -> None:
@@ -493,6 +531,12 @@ class PolicyNode(Node):
         if not ready:
             return False
         k = ready[0]
+        if self.sub_odom is not None and k not in self._odom_by_tick:  # a policy that observes odometry
+            if time.monotonic() - self._state_wall_by_tick[k] < self.lockstep_timeout_s \
+                    and self.sub_odom.get_publisher_count() > 0:
+                return False
+            # never a stale position: without this tick's odometry the observation refuses (-> DAMP)
+            self.get_logger().warning(f"tick {k}: no odometry stamped t_k", throttle_duration_sec=2.0)
         window = self._ref_by_tick.get(k)
         if window is None:
             waited = time.monotonic() - self._state_wall_by_tick[k]
@@ -511,7 +555,9 @@ class PolicyNode(Node):
         now_s = ticks.tick_to_ns(k) * 1e-9
         inp = self._inputs(now_s, state=state, imu=imu, window=window, state_time_s=now_s, ref_time_s=ref_time_s)
         self._last_lockstep_tick = k
-        for buf in (self._state_by_tick, self._imu_by_tick, self._ref_by_tick, self._state_wall_by_tick):
+        self._tick_odom = self._odom_by_tick.get(k)
+        for buf in (self._state_by_tick, self._imu_by_tick, self._ref_by_tick, self._state_wall_by_tick,
+                    self._odom_by_tick):
             for old in [t for t in buf if t <= k]:
                 del buf[old]
         self.run_tick(inp, imu[1], ticks.stamp_from_tick(k))

@@ -13,6 +13,7 @@ robot's joint_states/imu and a reference window at 50 Hz (for running the node a
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -223,6 +224,90 @@ def make_test_policy(kind: str, path: str | Path, *, obs_config: ObservationConf
         provenance={"name": f"test-{kind}-{size}", "source": "g1_tracker_policy.testing.make_test_policy",
                     "seed": seed, "parameters": count_parameters(model),
                     "note": "random residual-to-reference test network, NOT a trained tracker"})
+
+
+# --- policies as other frameworks export them (for the external adapters) ------------------------------
+
+def make_external_test_policy(fmt: str, path: str | Path, *, joint_names=None, num_frames: int = 40,
+                              with_config: bool = True, seed: int = 0, obs_terms=None,
+                              actions_use_time_step: bool = False) -> Path:
+    """A small random ONNX laid out like an mjlab (``fmt="mjlab"``) or holosoma (``"holosoma"``) tracking
+    export, with its own metadata: inputs ``obs`` and ``time_step``, outputs ``actions`` (obs @ W) and an
+    embedded motion of ``num_frames`` frames (clamped at the last one, as both exporters do) moving
+    linearly: pelvis/torso forward 0.5 m/s, joints from the default pose by +0.1 rad/s. Per-joint facts
+    are written in ``joint_names`` order (default: the SDK order). holosoma with ``with_config=False``
+    is like its FastSAC export: no experiment_config (no action scale, default pose or observation list).
+    NOT a policy: for testing the adapters only."""
+    from g1_tracker_policy import external as ext
+
+    names = list(robot.JOINT_NAMES if joint_names is None else joint_names)
+    theirs = np.array([robot.JOINT_INDEX[n] for n in names])  # artifact position -> SDK index
+    if obs_terms is None:
+        obs_terms = (["command", "motion_anchor_pos_b", "motion_anchor_ori_b", "base_lin_vel", "base_ang_vel",
+                      "joint_pos", "joint_vel", "actions"] if fmt == "mjlab" else
+                     ["actions", "base_ang_vel", "dof_pos", "dof_vel", "motion_command", "motion_ref_ori_b"])
+    width = sum(ext.TERM_SIZES[fmt].get(t, 1) for t in obs_terms)  # unknown terms (refusal tests): 1 wide
+    g = _Graph(seed)
+    dt = robot.CONTROL_PERIOD_S
+    t = g.op("Clip", ["time_step", g.const(0.0), g.const(float(num_frames - 1))])      # (1, 1)
+    act = g.op("MatMul", ["obs", g.weight(width, NJ, 0.1)])
+    if actions_use_time_step:
+        act = g.op("Add", [act, t])
+    g.op("Identity", [act], ["actions"])
+    q0 = robot.DEFAULT_JOINT_POS[theirs]
+    g.op("Add", [g.const(q0[None]), g.op("Mul", [t, g.const(np.full((1, NJ), 0.1 * dt))])], ["joint_pos"])
+    g.op("Add", [g.op("Mul", [t, g.const(np.zeros((1, NJ)))]), g.const(np.full((1, NJ), 0.1))], ["joint_vel"])
+    outputs = [("actions", [1, NJ]), ("joint_pos", [1, NJ]), ("joint_vel", [1, NJ])]
+    if fmt == "mjlab":
+        bodies = list(robot.KEY_BODIES)
+        base = np.zeros((1, len(bodies), 3))
+        base[..., 2] = robot.DEFAULT_ROOT_HEIGHT_M
+        slope = np.zeros((1, len(bodies), 3))
+        slope[..., 0] = 0.5 * dt
+        t3 = g.op("Reshape", [t, g.const(np.array([1, 1, 1]), dtype=np.int64)])
+        g.op("Add", [g.const(base), g.op("Mul", [t3, g.const(slope)])], ["body_pos_w"])
+        quat = np.zeros((1, len(bodies), 4))
+        quat[..., 0] = 1.0
+        g.op("Add", [g.const(quat), g.op("Mul", [t3, g.const(np.zeros((1, len(bodies), 4)))])], ["body_quat_w"])
+        outputs += [("body_pos_w", [1, len(bodies), 3]), ("body_quat_w", [1, len(bodies), 4])]
+        join = lambda v: ",".join(f"{x:.6g}" if not isinstance(x, str) else x for x in v)  # noqa: E731
+        meta = {"joint_names": join(names), "joint_stiffness": join(robot.KP[theirs]),
+                "joint_damping": join(robot.KD[theirs]), "default_joint_pos": join(q0),
+                "action_scale": join(0.25 * robot.EFFORT_LIMIT[theirs] / robot.KP[theirs]),
+                "observation_names": join(obs_terms), "anchor_body_name": "torso_link", "body_names": join(bodies)}
+    else:
+        g.op("Add", [g.const(np.array([[0.0, 0.0, 1.0]])), g.op("Mul", [t, g.const(np.array([[0.5 * dt, 0, 0]]))])],
+             ["ref_pos_xyz"])
+        yaw = math.pi / 2  # the reference torso faces +y: xyzw (0, 0, sin 45, cos 45)
+        g.op("Add", [g.const(np.array([[0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)]])),
+                     g.op("Mul", [t, g.const(np.zeros((1, 4)))])], ["ref_quat_xyzw"])
+        outputs += [("ref_pos_xyz", [1, 3]), ("ref_quat_xyzw", [1, 4])]
+        meta = {"dof_names": json.dumps(names), "kp": json.dumps(list(robot.KP[theirs])),
+                "kd": json.dumps(list(robot.KD[theirs])), "robot_urdf": json.dumps("<robot name='g1'/>")}
+        if with_config:
+            meta["experiment_config"] = json.dumps({
+                "robot": {"dof_names": names, "dof_effort_limit_list": list(robot.EFFORT_LIMIT[theirs]),
+                          "init_state": {"default_joint_angles": dict(zip(names, q0.tolist()))},
+                          "control": {"action_scale": 0.25, "action_scales_by_effort_limit_over_p_gain": True,
+                                      "clip_actions": True, "action_clip_value": 100.0}},
+                "observation": {"groups": {"actor_obs": {"terms": {n: {"scale": 1.0} for n in obs_terms},
+                                                         "history_length": 1}}},
+                "command": {"setup_terms": {"motion_command": {"params": {"motion_config": {
+                    "body_name_ref": ["torso_link"]}}}}},
+                "simulator": {"config": {"sim": {"fps": 200, "control_decimation": 4}}}})
+    graph = helper.make_graph(g.nodes, f"{fmt}_test_export",
+                              [helper.make_tensor_value_info("obs", TensorProto.FLOAT, [1, width]),
+                               helper.make_tensor_value_info("time_step", TensorProto.FLOAT, [1, 1])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs], g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
 
 
 # --- synthetic inputs ---------------------------------------------------------------------------------

@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="library name (single file only; default: the file name)")
     p.add_argument("--license", default=None, help="licence of the source data (default: from a dataset card)")
     p.add_argument("--attribution", default=None, help="attribution text to store with the motion")
+    p = sub.add_parser("export", help="write a library motion in another framework's format (train it there)")
+    p.add_argument("name")
+    p.add_argument("--library", type=Path, default=argparse.SUPPRESS, help=library_help)
+    p.add_argument("--format", default="mjlab-npz", choices=("mjlab-npz",),
+                   help="mjlab-npz: the motion file of mjlab's / BeyondMimic's tracking task (README)")
+    p.add_argument("--out", type=Path, default=None, help="output file (default: NAME.npz here)")
     p = sub.add_parser("inspect", help="duration, fps, ranges, provenance; optional PNG plot")
     p.add_argument("name")
     p.add_argument("--library", type=Path, default=argparse.SUPPRESS, help=library_help)
@@ -37,7 +43,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     library = MotionLibrary(args.library)
-    return {"list": _list, "import": _import, "inspect": _inspect}[args.action](library, args)
+    return {"list": _list, "import": _import, "inspect": _inspect, "export": _export}[args.action](library, args)
+
+
+def _export(library: MotionLibrary, args) -> int:
+    from .exporters import export_motion
+
+    try:
+        motion = library.load(args.name)
+    except (UnknownMotionError, MotionFormatError) as exc:
+        print(f"g1 motions export: {exc}", file=sys.stderr)
+        return 1
+    out = args.out or Path(f"{motion.name}.npz")
+    try:
+        export_motion(motion, out, args.format)
+    except OSError as exc:
+        print(f"g1 motions export: cannot write {out}: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} ({args.format}: {motion.num_frames} frames at {motion.fps:g} Hz, {motion.duration_s:.2f} s)")
+    return 0
 
 
 def _list(library: MotionLibrary, args) -> int:

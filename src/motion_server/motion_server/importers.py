@@ -43,7 +43,7 @@ QUAT_NORM_MIN = 0.5
 JOINT_LIMIT_TOLERANCE_RAD = 1e-3
 #: Refuse source files larger than this (a 10-minute 120 fps clip is ~30 MB of CSV).
 MAX_SOURCE_BYTES = 512 * 1024 * 1024
-SUFFIXES = (".csv", ".npz", ".pkl", ".pickle")
+SUFFIXES = (".csv", ".npz", ".pkl", ".pickle", ".onnx")
 
 CSV_COLUMNS = ("root_x", "root_y", "root_z", "quat_x", "quat_y", "quat_z", "quat_w") + robot.JOINT_NAMES
 
@@ -64,6 +64,9 @@ class RawClip:
     details: dict = field(default_factory=dict)
     #: World positions of the source's bodies (T, B, 3) when it has them: used to verify the joint order.
     body_pos_w: np.ndarray | None = None
+    #: Joint velocities (T, 29) when the source defines them exactly (a policy's embedded motion at the
+    #: control rate: the policy observes these, so they are kept instead of being re-derived).
+    joint_vel: np.ndarray | None = None
 
 
 @dataclass
@@ -201,7 +204,25 @@ def _reorder_joints(names: list[str], joint_pos: np.ndarray, path: Path) -> np.n
     return joint_pos[:, index]
 
 
-PARSERS = {".csv": parse_csv, ".npz": parse_npz, ".pkl": parse_pickle, ".pickle": parse_pickle}
+def parse_onnx(path: Path, sidecar: str | Path | None = None) -> RawClip:
+    """The motion inside an mjlab/BeyondMimic or holosoma tracking policy (``time_step`` in, reference
+    out), read out by running the model over every step (g1_tracker_policy.external.embedded_motion).
+    A sidecar ``<stem>.g1.yaml`` next to the file is used as for the policy itself."""
+    try:
+        from g1_tracker_policy.contract import ContractError
+        from g1_tracker_policy.external import embedded_motion
+    except ImportError as exc:  # pragma: no cover - both packages are part of the stack
+        raise MotionImportError(f"{path}: reading a policy's embedded motion needs g1_tracker_policy ({exc})") from exc
+    try:
+        m = embedded_motion(path, sidecar or None)
+    except ContractError as exc:
+        raise MotionImportError(f"{path}: no embedded motion could be read: {exc}") from exc
+    return RawClip(fps=m.fps, root_pos=m.root_pos, root_quat_wxyz=m.root_quat_wxyz, joint_pos=m.joint_pos,
+                   source_format=f"{m.details['policy_format']}_onnx_embedded", details=m.details,
+                   joint_vel=m.joint_vel)
+
+
+PARSERS = {".csv": parse_csv, ".npz": parse_npz, ".pkl": parse_pickle, ".pickle": parse_pickle, ".onnx": parse_onnx}
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -378,8 +399,9 @@ def motion_name_from_path(path: Path) -> str:
 
 def import_motion(path: Path, *, name: str | None = None, fps: float | None = None,
                   license: str | None = None, attribution: str | None = None,
-                  kinematics: KeyBodyKinematics | None = None) -> ImportResult:
-    """Parse, validate, resample to 50 Hz and run FK on one source file. Raises MotionImportError."""
+                  kinematics: KeyBodyKinematics | None = None, sidecar: str | Path | None = None) -> ImportResult:
+    """Parse, validate, resample to 50 Hz and run FK on one source file. Raises MotionImportError.
+    ``sidecar``: for a policy's embedded motion (.onnx), its facts YAML (g1_tracker_policy.external)."""
     path = Path(path)
     parser = PARSERS.get(path.suffix.lower())
     if parser is None:
@@ -391,7 +413,7 @@ def import_motion(path: Path, *, name: str | None = None, fps: float | None = No
         raise MotionImportError(f"{path}: zero-length clip: the file is empty")
     if size > MAX_SOURCE_BYTES:
         raise MotionImportError(f"{path}: {size / 1e6:.0f} MB is larger than the {MAX_SOURCE_BYTES / 1e6:.0f} MB limit")
-    raw = parser(path)
+    raw = parse_onnx(path, sidecar) if parser is parse_onnx else parser(path)
     source_fps, warnings = validate(raw, path, fps)
     warnings += verify_joint_order(raw, path)
     warnings += clip_joint_limits(raw)
@@ -399,6 +421,8 @@ def import_motion(path: Path, *, name: str | None = None, fps: float | None = No
     root_pos, root_quat, joint_pos = resample(raw, source_fps, times)
     dt = robot.CONTROL_PERIOD_S
     joint_vel, root_lin_vel, root_ang_vel = velocities(root_pos, root_quat, joint_pos, dt)
+    if raw.joint_vel is not None and source_fps == CONTROL_RATE_HZ and len(raw.joint_vel) == len(joint_pos):
+        joint_vel = raw.joint_vel  # exact (what the policy observes), not re-derived
     kinematics = kinematics or KeyBodyKinematics()
     card = find_dataset_card(path)
     provenance = {

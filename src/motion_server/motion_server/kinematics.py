@@ -47,6 +47,23 @@ class KeyBodyKinematics:
             out[i] = data.xpos[self.body_ids]
         return out
 
+    def body_poses(self, body, root_pos: np.ndarray, root_quat_wxyz: np.ndarray,
+                   joint_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """World positions and orientations (wxyz) of any bodies of the model for (T,) frames: one name
+        (e.g. ``torso_link``, the anchor of mjlab and holosoma trackers) gives (T, 3), (T, 4); a list of
+        names gives (T, B, 3), (T, B, 4)."""
+        bid = self.model.body(body).id if isinstance(body, str) else np.array([self.model.body(b).id for b in body])
+        qpos = np.concatenate([np.atleast_2d(root_pos), np.atleast_2d(root_quat_wxyz),
+                               np.atleast_2d(joint_pos)], axis=1)
+        shape = () if isinstance(body, str) else (len(bid),)
+        pos, quat = np.empty((len(qpos), *shape, 3)), np.empty((len(qpos), *shape, 4))
+        model, data, kinematics = self.model, self.data, self._mujoco.mj_kinematics
+        for i, row in enumerate(qpos):
+            data.qpos[:] = row
+            kinematics(model, data)
+            pos[i], quat[i] = data.xpos[bid], data.xquat[bid]
+        return pos, quat
+
 
 def robot_body_names() -> tuple[str, ...]:
     """Every body of the G1 model except the world, in MJCF order (the order of BeyondMimic/mjlab

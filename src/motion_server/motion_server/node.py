@@ -55,6 +55,7 @@ PARAMETERS = {
     "end_behavior": "hold",             # hold | default (blend to the default standing pose)
     "end_blend_s": 2.0,                 # duration of blends to a hold pose (end, stop to default)
     "reanchor": True,                   # move the clip to the robot's x/y/yaw at start
+    "reanchor_after_blend": False,      # ... and again where the robot stands when the blend-in ends
     "preload": Parameter.Type.STRING_ARRAY,  # motion names to load at start-up
     "rate_hz": robot.CONTROL_RATE_HZ,   # real-time publish rate
     "odom_topic": topics.GROUND_TRUTH_ODOM,  # "" -> no odometry, robot assumed at the origin
@@ -81,7 +82,7 @@ class MotionServer(Node):
         self.library = MotionLibrary(p["library"] or None)
         self.player = ReferencePlayer(tuple(p["future_offsets"]), blend_in_s=p["blend_in_s"],
                                       end_behavior=p["end_behavior"], end_blend_s=p["end_blend_s"],
-                                      reanchor=p["reanchor"])
+                                      reanchor=p["reanchor"], reanchor_after_blend=p["reanchor_after_blend"])
         self._lock = threading.Lock()  # player + robot pose: touched by callbacks and the real-time loop
         self._joint_pos = np.array(robot.DEFAULT_JOINT_POS)
         self._odom: collections.deque = collections.deque(maxlen=8)  # (stamp_ns, root_pos, root_quat_wxyz)
@@ -241,7 +242,8 @@ class MotionServer(Node):
     def _reset_player(self) -> None:
         old = self.player
         self.player = ReferencePlayer(old.future_offsets, old.blend_in_s, old.end_behavior, old.end_blend_s,
-                                      old.reanchor, kinematics=old.kinematics)
+                                      old.reanchor, kinematics=old.kinematics,
+                                      reanchor_after_blend=old.reanchor_after_blend)
 
     # --- services ---
     def _on_play(self, request: PlayMotion.Request, response: PlayMotion.Response) -> PlayMotion.Response:

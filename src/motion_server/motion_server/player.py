@@ -163,7 +163,7 @@ class ClipSegment:
 
     def __init__(self, motion: Motion, t_start: float, start: Pose, *, speed: float, loop: bool,
                  start_time_s: float, blend_s: float, reanchor: bool, end_behavior: str, end_blend_s: float,
-                 kinematics: KeyBodyKinematics):
+                 kinematics: KeyBodyKinematics, reanchor_after_blend: bool = False):
         self.motion, self.t_start, self.start, self.speed, self.loop = motion, t_start, start, speed, loop
         self.start_time_s, self.blend_s, self.end_behavior = start_time_s, blend_s, end_behavior
         self.end_blend_s, self.kinematics = end_blend_s, kinematics
@@ -171,15 +171,28 @@ class ClipSegment:
         first = Pose.from_frames(sample(motion, np.array([start_time_s])), 0)
         self.anchor = PlanarTransform.between(first, start) if reanchor else PlanarTransform()
         self.first_pose = self.anchor.pose(first)
+        self._first = first
+        #: re-anchor once more when the blend-in ends, at the robot's pose then (see ReferencePlayer)
+        self.pending_reanchor = bool(reanchor and reanchor_after_blend and blend_s > 0)
         # One loop cycle moves the clip by (its first frame -> its last frame); the next cycle starts there.
         clip_first = Pose.from_frames(sample(motion, np.array([0.0])), 0)
         clip_last = Pose.from_frames(sample(motion, np.array([motion.duration_s])), 0)
         self.cycle = PlanarTransform.between(clip_first, clip_last)
         play_s = (motion.duration_s - start_time_s) / speed
         self.end_time = math.inf if loop else t_start + blend_s + play_s
-        self.last_pose = self.anchor.pose(clip_last)
+        self._clip_last = clip_last
+        self._set_anchor(self.anchor)
+
+    def _set_anchor(self, anchor: PlanarTransform) -> None:
+        self.anchor = anchor
+        self.last_pose = self.anchor.pose(self._clip_last)
         self._end_default = self.last_pose.default_here()
         self._anchored_cycles: dict[int, Motion] = {}  # loop cycle -> the clip re-anchored for it
+
+    def reanchor_to(self, pose: Pose) -> None:
+        """Move the clip so that its first played frame has ``pose``'s x/y/yaw (from now on)."""
+        self._set_anchor(PlanarTransform.between(self._first, pose))
+        self.pending_reanchor = False
 
     def clip_time(self, taus: np.ndarray) -> np.ndarray:
         """Clip time (s, unwrapped) at tick times ``taus``; start_time_s throughout the blend-in."""
@@ -242,7 +255,8 @@ class ReferencePlayer:
 
     def __init__(self, future_offsets: tuple[int, ...] = DEFAULT_FUTURE_OFFSETS, blend_in_s: float = 2.0,
                  end_behavior: str = "hold", end_blend_s: float = 2.0, reanchor: bool = True,
-                 frame_period_s: float = robot.CONTROL_PERIOD_S, kinematics: KeyBodyKinematics | None = None):
+                 frame_period_s: float = robot.CONTROL_PERIOD_S, kinematics: KeyBodyKinematics | None = None,
+                 reanchor_after_blend: bool = False):
         if end_behavior not in END_BEHAVIORS:
             raise ValueError(f"end_behavior {end_behavior!r}: expected one of {END_BEHAVIORS}")
         offsets = tuple(int(o) for o in future_offsets)
@@ -253,6 +267,11 @@ class ReferencePlayer:
         self.future_offsets = offsets
         self.blend_in_s, self.end_behavior, self.end_blend_s = blend_in_s, end_behavior, end_blend_s
         self.reanchor, self.frame_period_s = reanchor, frame_period_s
+        #: Re-anchor a clip a second time when its blend-in ends, to where the robot then stands. A
+        #: blend-in moves the reference's feet (it interpolates joints and pelvis, not foot contacts);
+        #: the robot cannot slide its feet along, so it ends the blend offset from the reference (B_Fence1:
+        #: 12 cm), an offset a policy trained from starts in the clip keeps for the whole clip.
+        self.reanchor_after_blend = reanchor_after_blend
         self.kinematics = kinematics or KeyBodyKinematics()
         self.robot_pose = Pose.default_standing()
         self._segments: list = []       # current first; empty = IDLE
@@ -286,6 +305,9 @@ class ReferencePlayer:
         for kind, args in self._requests:
             self._apply_play(now_s, **args) if kind == "play" else self._apply_stop(now_s, **args)
         self._requests.clear()
+        seg = self._segments[0] if self._segments else None
+        if isinstance(seg, ClipSegment) and seg.pending_reanchor and now_s >= seg.t_start + seg.blend_s - 1e-9:
+            seg.reanchor_to(self.robot_pose)
         taus = now_s + self._frame_offsets_s  # [now, next, futures...]
         frames, states, segment = self._evaluate(taus)
         return ReferenceWindowData(
@@ -343,7 +365,7 @@ class ReferencePlayer:
         self._segments.append(ClipSegment(
             motion, t_start, start, speed=speed, loop=loop, start_time_s=start_time_s,
             blend_s=self.blend_in_s, reanchor=self.reanchor, end_behavior=self.end_behavior,
-            end_blend_s=self.end_blend_s, kinematics=self.kinematics))
+            end_blend_s=self.end_blend_s, kinematics=self.kinematics, reanchor_after_blend=self.reanchor_after_blend))
 
     def _apply_stop(self, now_s: float, blend_to_default: bool) -> None:
         frames, _, segment = self._evaluate(np.array([now_s]))

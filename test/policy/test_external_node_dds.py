@@ -1,0 +1,73 @@
+"""The g1_policy node running a policy trained elsewhere (an mjlab-style export with a shuffled joint
+order) over real DDS in lockstep: it waits for the odometry it observes, tracks with the artifact's own
+gains, and damps when the odometry stops (never a stale position)."""
+
+import numpy as np
+import pytest
+import rclpy
+from nav_msgs.msg import Odometry
+
+from g1_common import ticks, topics
+from g1_description import robot
+from g1_interfaces.msg import JointCommand, ReferenceWindow, TrackingStatus
+from g1_tracker_policy import external
+from g1_tracker_policy.testing import make_external_test_policy, standing_window
+from policy_harness import Harness, playing
+
+NODE = ("-m", "g1_tracker_policy.node", "--ros-args", "-p", "use_sim_time:=true",
+        "-p", "lockstep_input_timeout_s:=0.05")
+ODOM = "test/odom"
+
+
+@pytest.fixture
+def harness():
+    rclpy.init()
+    h = Harness()
+    yield h
+    h.destroy_node()
+    rclpy.try_shutdown()
+
+
+def test_external_policy_tracks_with_its_gains_and_damps_without_odometry(harness, node_processes, tmp_path):
+    names = tuple(np.random.default_rng(5).permutation(robot.JOINT_NAMES))
+    path = make_external_test_policy("mjlab", tmp_path / "theirs.onnx", joint_names=names)
+    art = external.load_policy(path)
+    pub_odom = harness.create_publisher(Odometry, ODOM, topics.CONTROL_QOS)
+    node_processes.start(*NODE, "-p", f"policy_path:={path}", "-p", f"odom_topic:={ODOM}", "-p", "stand_ramp_s:=0.4",
+                         "-p", "auto_track:=true", "-p", "track_ramp_skip_rad:=1.0", name="g1_policy")
+    harness.wait_ready()  # needs an odometry publisher too
+
+    def tick(k, window, odom=True):
+        if odom:
+            msg = Odometry()
+            msg.header.stamp = ticks.stamp_from_tick(k)
+            msg.pose.pose.position.z = robot.DEFAULT_ROOT_HEIGHT_M
+            msg.pose.pose.orientation.w = 1.0
+            pub_odom.publish(msg)
+        return harness.lockstep_tick(k, window)
+
+    idle = standing_window(state=ReferenceWindow.STATE_IDLE, motion_name="")
+    k = 0
+    for _ in range(3):
+        cmd, st = tick(k, idle)
+        k += 1
+    assert st.controller == "policy:mjlab:theirs"
+    assert harness.set_mode("stand").success
+    for _ in range(25):
+        cmd, st = tick(k, idle)
+        k += 1
+    assert st.mode == TrackingStatus.MODE_STAND
+    for i in range(20):  # auto_track: the policy runs
+        cmd, st = tick(k, playing(t=i * robot.CONTROL_PERIOD_S))
+        k += 1
+    assert st.mode == TrackingStatus.MODE_TRACK and cmd.source == JointCommand.SOURCE_POLICY
+    np.testing.assert_allclose(cmd.kp, art.kp, rtol=1e-6)       # SDK order on the wire, the file's gains
+    np.testing.assert_allclose(cmd.kd, art.kd, rtol=1e-6)
+    assert list(cmd.joint_names) == list(robot.JOINT_NAMES)
+    # the odometry stops: the tick still runs (after the input timeout) and the policy is not fed a stale
+    # position: damping
+    cmd, st = tick(k, playing(t=0.5), odom=False)
+    k += 1
+    assert st.mode == TrackingStatus.MODE_DAMP, st.watchdog_detail
+    assert all(v == 0.0 for v in cmd.kp)
+    assert "odom" in st.watchdog_detail, st.watchdog_detail
