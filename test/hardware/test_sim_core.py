@@ -155,3 +155,19 @@ def test_reset_to_an_explicit_pose_keeps_time_running(sim):
     assert sim.sim_time_s == t and sim.joint_positions[15] == 1.0 and sim.data.qpos[2] == 1.2
     with pytest.raises(ValueError, match="norm"):
         sim.reset_to([0, 0, 1], [0, 0, 0, 0], q)
+
+
+def test_driver_and_simulator_share_the_command_timeout():
+    """One rule for "commands stopped -> damping": the driver's and the real-time sim's parameter files
+    carry the value of sim_core.COMMAND_TIMEOUT_S, which both nodes use as their default."""
+    import yaml
+
+    from g1_description.paths import package_share
+    from g1_hardware import g1_driver, sim_node
+    from g1_hardware.sim_core import COMMAND_TIMEOUT_S
+
+    config = package_share("g1_hardware") / "config"
+    driver = yaml.safe_load((config / "driver.yaml").read_text())["g1_driver"]["ros__parameters"]
+    sim = yaml.safe_load((config / "sim.yaml").read_text())["g1_sim"]["ros__parameters"]
+    assert driver["command_timeout_s"] == sim["command_timeout_s"] == COMMAND_TIMEOUT_S
+    assert g1_driver.PARAMETERS["command_timeout_s"] == sim_node.PARAMETERS["command_timeout_s"] == COMMAND_TIMEOUT_S

@@ -98,6 +98,7 @@ def test_armed_driver_sends_the_command_then_damping_when_commands_stop():
     np.testing.assert_allclose(frame.kp[:29], robot.STAND_KP.astype(np.float32))
     assert np.all(frame.mode[:29] == 1) and np.all(frame.mode[29:] == 0)
     assert not core.damping_since_timeout
+    core.on_lowstate(5, robot.DEFAULT_JOINT_POS.copy(), now=0.12)  # the robot keeps reporting
     frame = core.next_frame(0.03 + 0.1 + 1e-3)  # 101 ms without a command
     assert np.all(frame.kp == 0) and np.all(frame.kd[:29] > 0) and core.damping_since_timeout
     stand(core, 0.2)
@@ -105,6 +106,47 @@ def test_armed_driver_sends_the_command_then_damping_when_commands_stop():
     core.disarm()
     frame = core.next_frame(0.22)
     assert frame is not None and np.all(frame.kp == 0), "after actuating, disarm means damping, not silence"
+
+
+@pytest.mark.parametrize("fault, why", [
+    ("nan", "NaN/inf readings (joint position of left_knee_joint)"),
+    ("imu", "NaN/inf readings (IMU)"),
+    ("mode_machine", "mode_machine changed from 5 to 6"),
+    ("silence", "no lowstate for 0.150 s"),
+])
+def test_faults_while_armed_disarm_to_damping_and_stay_disarmed(fault, why):
+    core = driver()
+    assert core.arm(0.0)[0]
+    stand(core, 0.01)
+    assert core.next_frame(0.02).kp[0] > 0
+    q = robot.DEFAULT_JOINT_POS.copy()
+    if fault == "nan":
+        q[robot.JOINT_INDEX["left_knee_joint"]] = np.nan
+        core.on_lowstate(5, q, 0.03)
+    elif fault == "imu":
+        core.on_lowstate(5, q, 0.03, {"IMU": [1.0, 0.0, np.inf]})
+    elif fault == "mode_machine":
+        core.on_lowstate(6, q, 0.03)
+    frame = core.next_frame(0.15)
+    assert not core.armed and np.all(frame.kp == 0) and np.all(frame.kd[:29] > 0)
+    assert frame.mode_machine == (6 if fault == "mode_machine" else 5)  # the robot's current one: it accepts it
+    faults = core.take_faults()
+    assert len(faults) == 1 and why in faults[0] and "disarmed" in faults[0], faults
+    core.on_lowstate(5, robot.DEFAULT_JOINT_POS.copy(), 0.16)
+    stand(core, 0.16)  # the policy keeps commanding, the state is fine again: still damping (latched)
+    assert np.all(core.next_frame(0.17).kp == 0) and core.take_faults() == []
+
+
+def test_arming_refuses_nan_readings():
+    core = driver()
+    q = robot.DEFAULT_JOINT_POS.copy()
+    q[0] = np.nan  # NaN passes every limit comparison: refused by its own check
+    core.on_lowstate(5, q, 0.0)
+    ok, message = core.arm(0.01)
+    assert not ok and "left_hip_pitch_joint" in message and core.next_frame(0.02) is None
+    core.on_lowstate(5, robot.DEFAULT_JOINT_POS.copy(), 0.03, {"joint velocities": [np.nan]})
+    ok, message = core.arm(0.04)
+    assert not ok and "joint velocities" in message
 
 
 def test_driver_rejects_bad_commands_and_keeps_the_previous_one():

@@ -9,6 +9,17 @@ import time
 from pathlib import Path
 
 
+def _join_sim_graph_dds() -> None:
+    """Commands that attach to a running graph use its DDS settings: a `g1 track` / launch simulation
+    graph's by default (g1_bringup.graph.dds_settings), the user's ROS_DOMAIN_ID /
+    ROS_AUTOMATIC_DISCOVERY_RANGE when set (a robot graph: export ROS_DOMAIN_ID=0)."""
+    import os
+
+    from .graph import dds_settings
+
+    os.environ.update(dds_settings("sim").env)
+
+
 # --- g1 eval -------------------------------------------------------------------------------------
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +55,7 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
 def run_record(args: argparse.Namespace) -> int:
     from . import recorder
 
+    _join_sim_graph_dds()
     ros_args = ["--ros-args", "-p", f"output:={args.output}"]
     if args.topics:
         ros_args += ["-p", f"topics:=[{','.join(args.topics)}]"]
@@ -74,6 +86,7 @@ def run_play(args: argparse.Namespace) -> int:
     if not (args.name or args.stop or args.list):
         print("g1 play: give a motion name, --stop or --list", file=sys.stderr)
         return 2
+    _join_sim_graph_dds()
     rclpy.init()
     node = Node("g1_play")
     try:
@@ -87,8 +100,10 @@ def run_play(args: argparse.Namespace) -> int:
                                      start_time_s=args.start, enqueue=args.enqueue)
         client = node.create_client(srv, name)
         if not client.wait_for_service(timeout_sec=args.timeout):
-            print(f"g1 play: no /{name} service within {args.timeout} s: is a graph running "
-                  f"(ROS_DOMAIN_ID={__import__('os').environ.get('ROS_DOMAIN_ID', '0')})?", file=sys.stderr)
+            env = __import__("os").environ
+            print(f"g1 play: no /{name} service within {args.timeout} s: is a graph running on ROS_DOMAIN_ID="
+                  f"{env.get('ROS_DOMAIN_ID')} (discovery {env.get('ROS_AUTOMATIC_DISCOVERY_RANGE')})? A robot "
+                  "graph runs on the robot's domain: export ROS_DOMAIN_ID=0", file=sys.stderr)
             return 1
         future = client.call_async(req)
         rclpy.spin_until_future_complete(node, future, timeout_sec=args.timeout)

@@ -6,8 +6,10 @@ world) build their processes from ``tracking_graph()``, so the two cannot drift 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import yaml
 
@@ -25,6 +27,7 @@ class NodeSpec:
     param_files: list[Path] = field(default_factory=list)
     params: dict = field(default_factory=dict)
     required: bool = True           # if it dies, the run is stopped
+    env: dict = field(default_factory=dict)  # environment the process gets on top of the caller's (DDS)
 
     def ros_args(self, use_sim_time: bool) -> list[str]:
         args = ["--ros-args", "-r", f"__node:={self.name}"]
@@ -45,6 +48,64 @@ def _param_literal(value) -> str:
         return yaml.safe_dump(value, default_style="'").strip() if value == "" or ":" in value or " " in value \
             else value
     return repr(value)
+
+
+#: DDS domain of simulation graphs (`g1 track`, the launch file with hardware:=sim) when ROS_DOMAIN_ID is
+#: not set: not 0, the domain every default ROS 2 node (and the Unitree SDK) joins, so a stray node on the
+#: machine never sees, nor sends, joint commands of a simulation run. Within 0-101 (ports clear of Linux's
+#: ephemeral range) and outside the 20-199 the test suite draws per run.
+SIM_DOMAIN_ID = 17
+#: The robot's DDS domain: Unitree's SDK and the G1's own processes use domain 0.
+ROBOT_DOMAIN_ID = 0
+DOMAIN_VAR, RANGE_VAR, PROFILE_VAR = "ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+@dataclass
+class DdsSettings:
+    """Where the graph's DDS traffic goes. ``env``: what every local node gets; ``driver_env``: the robot
+    driver's (the only participant that must reach another machine); ``report``: each variable's value
+    and whether it came from the user's environment or is this stack's default; ``notes``: warnings."""
+
+    env: dict
+    driver_env: dict
+    report: dict
+    notes: list
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v['value']} ({v['source']})" for k, v in self.report.items())
+
+
+def dds_settings(hardware: str = "sim", environ: Mapping[str, str] | None = None) -> DdsSettings:
+    """DDS isolation by default, the user's explicit ROS_DOMAIN_ID / ROS_AUTOMATIC_DISCOVERY_RANGE always
+    respected (and reported as such).
+
+    - sim: domain ``SIM_DOMAIN_ID``, discovery LOCALHOST (nothing leaves the machine).
+    - robot: domain ``ROBOT_DOMAIN_ID`` (the G1's); every node LOCALHOST except the driver, which needs
+      SUBNET to reach the robot. Confining the driver to the robot's network interface is the Fast DDS
+      profile's job (FASTDDS_DEFAULT_PROFILES_FILE; an example in g1_hardware/config): without one a note
+      says so."""
+    environ = os.environ if environ is None else environ
+    report, notes = {}, []
+
+    def pick(var: str, default: str) -> str:
+        user = environ.get(var, "").strip()
+        report[var] = {"value": user or default, "source": "environment" if user else "default"}
+        return user or default
+
+    robot = hardware == "robot"
+    env = {DOMAIN_VAR: pick(DOMAIN_VAR, str(ROBOT_DOMAIN_ID if robot else SIM_DOMAIN_ID)),
+           RANGE_VAR: pick(RANGE_VAR, "LOCALHOST")}
+    driver_env = {}
+    if robot:
+        if report[RANGE_VAR]["source"] == "default":
+            driver_env[RANGE_VAR] = "SUBNET"
+            report[RANGE_VAR]["value"] = "LOCALHOST (g1_driver: SUBNET)"
+        profile = environ.get(PROFILE_VAR, "").strip()
+        report[PROFILE_VAR] = {"value": profile or "(none)", "source": "environment" if profile else "default"}
+        if not profile:
+            notes.append(f"{PROFILE_VAR} is not set: g1_driver's DDS traffic is not confined to the robot's network "
+                         "interface; see src/g1_hardware/README.md (config/fastdds_robot_interface.xml)")
+    return DdsSettings(env, driver_env, report, notes)
 
 
 def config_file(package: str, name: str) -> Path:
@@ -87,8 +148,9 @@ def _trained_elsewhere(policy: str) -> bool:
         return False
 
 
-def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
-    """The nodes of one tracking run."""
+def tracking_graph(opts: GraphOptions, environ: Mapping[str, str] | None = None) -> list[NodeSpec]:
+    """The nodes of one tracking run, each with its DDS environment (:func:`dds_settings` of ``environ``,
+    default ``os.environ``)."""
     lockstep = uses_sim_time(opts)
     nodes: list[NodeSpec] = []
 
@@ -143,4 +205,7 @@ def tracking_graph(opts: GraphOptions) -> list[NodeSpec]:
                               param_files=[config_file("g1_hardware", "driver.yaml")]))
     else:
         raise ValueError(f"hardware={opts.hardware!r}: use 'sim' or 'robot'")
+    dds = dds_settings(opts.hardware, environ)
+    for spec in nodes:
+        spec.env = {**dds.env, **(dds.driver_env if spec.name == "g1_driver" else {})}
     return nodes

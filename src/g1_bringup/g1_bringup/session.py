@@ -7,8 +7,11 @@ for robustness tests, kills a node at a given clip time (pushes are scheduled in
 
 from __future__ import annotations
 
+import json
+import signal
 import threading
 import time
+from pathlib import Path
 
 import rclpy
 from rclpy.node import Node
@@ -22,8 +25,40 @@ from std_msgs.msg import String
 
 
 
+#: the robot's processes: when one exits the run is over (the graph has nothing left to control)
+HARDWARE_NODES = ("g1_sim", "g1_driver")
+#: wall seconds without a tracking status whose stamp advanced before a run is declared stuck. A lockstep
+#: tick may legitimately wait lockstep_command_timeout_s (2 s) for a command; after an injected kill the
+#: graph is expected to go quiet sooner, and that is an observation, not a failure.
+STALL_TIMEOUT_S = 15.0
+STALL_AFTER_KILL_S = 5.0
+
+
 class SessionError(RuntimeError):
     pass
+
+
+def describe_exit(code: int | None) -> str:
+    """'exit code 1', 'killed by SIGKILL', 'exited 0'."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}" if code else "exited 0"
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 def _raise_if_interrupted() -> None:
@@ -51,6 +86,7 @@ class TrackSession:
         self.status: TrackingStatus | None = None
         self.events: list[dict] = []
         self._last_mode = None
+        self._progress_wall = time.monotonic()  # wall time of the last status whose stamp advanced
         self._status_sub = self.node.create_subscription(TrackingStatus, topics.TRACKING_STATUS, self._on_status,
                                                          topics.CONTROL_QOS)
         # A lockstep peer: the simulator starts only once this monitor hears the status (else a fast run
@@ -66,6 +102,9 @@ class TrackSession:
 
     # --- subscriptions ---
     def _on_status(self, msg: TrackingStatus):
+        previous = self.status
+        if previous is None or _stamp_ns(msg) > _stamp_ns(previous):
+            self._progress_wall = time.monotonic()
         self.status = msg
         if msg.mode != self._last_mode:
             self._event(f"mode -> {mode_name(msg.mode)}"
@@ -117,7 +156,11 @@ class TrackSession:
             self._event(f"injected kill of {fault['node']}")
 
     def run(self, procs, motion: str, clip_s: float, limit_s: float, show_progress: bool = True,
-            injections: list | None = None, sim_ends_run: bool = False) -> dict:
+            injections: list | None = None, sim_ends_run: bool = False, sim_summary: Path | None = None) -> dict:
+        """Watch the run to its end. Returns ``outcome`` (what ended the run, in words), ``failed`` (the
+        run could not end as planned: the simulator or driver died, a required node died, the graph
+        stalled), the events and the run time. ``sim_summary``: the simulator's final-state file, which
+        says why it stopped. Events are kept in ``self.events`` as they happen (Ctrl-C keeps them)."""
         from tqdm import tqdm
 
         if not self._spin_until(lambda: self.status is not None, 120.0, procs, "the first tracking status"):
@@ -127,8 +170,9 @@ class TrackSession:
                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s clip [{elapsed}<{remaining}]")
         hold_since, damp_since, died, died_at = None, None, None, None
         pending = sorted(injections or [], key=lambda f: f["at_s"])
-        injected_kill_at = None
-        outcome = "limit"
+        injected_kill_at, killed = None, None
+        outcome, failed = "limit", False
+        self._progress_wall = time.monotonic()
         try:
             while True:
                 self._executor.spin_once(timeout_sec=0.02)
@@ -144,14 +188,17 @@ class TrackSession:
                     fault = pending.pop(0)
                     self._inject(fault, procs)
                     if fault["kind"] == "kill":
-                        injected_kill_at = now
+                        injected_kill_at, killed = now, fault["node"]
                 if injected_kill_at is not None and now - injected_kill_at >= 3.0:
-                    outcome = "observed 3 s after the injected kill"
+                    outcome = f"observed 3 s after the injected kill of {killed}"
                     break
-                sim = next((p for p in procs.procs if p.name == "g1_sim"), None)
-                if sim is not None and sim.popen.poll() == 0:
-                    outcome = "the simulator reached the run duration"
-                    self._spin_until(lambda: False, 0.5)  # let the last tick's messages arrive
+                # the robot (simulator or driver) exited: the run cannot go on, whoever stopped it
+                hardware = next((p for p in procs.procs if p.name in HARDWARE_NODES and p.popen.poll() is not None),
+                                None)
+                if hardware is not None:
+                    outcome, failed = self._hardware_ended(hardware, sim_summary, killed == hardware.name)
+                    # let the last messages arrive (real time: the policy's reaction to the lost state)
+                    self._spin_until(lambda: False, 0.5 if not failed else 2.0)
                     break
                 # The lockstep simulator ends a scripted run itself (duration, or 1 s of damping), which keeps
                 # the end deterministic; otherwise (real time, the robot) this monitor ends it.
@@ -172,17 +219,40 @@ class TrackSession:
                 # start, which comes after the first status this monitor counts from)
                 if now >= limit_s + (1.0 if sim_ends_run else 5.0):
                     break
-                dead = [p for p in procs.dead_required() if not (p.name == "g1_sim" and p.popen.returncode == 0)]
+                dead = [p for p in procs.dead_required() if p.name not in HARDWARE_NODES]
                 if dead and died is None:
                     died, died_at = dead[0], time.monotonic()
-                    self._event(f"{died.name} died (exit code {died.popen.returncode})")
+                    self._event(f"{died.name} died ({describe_exit(died.popen.returncode)})")
                 if died is not None and time.monotonic() - died_at > 8.0:
-                    outcome = f"{died.name} died"
+                    outcome, failed = f"{died.name} died ({describe_exit(died.popen.returncode)})", True
+                    break
+                # Run time comes from the status stamps: when they stop advancing (the controller or the
+                # simulator is gone, a lockstep graph is stuck), time-based ends above never come.
+                stalled_s = time.monotonic() - self._progress_wall
+                if injected_kill_at is not None and stalled_s > STALL_AFTER_KILL_S:
+                    outcome = (f"observed after the injected kill of {killed}: no new tracking status for "
+                               f"{stalled_s:.0f} s")
+                    break
+                if stalled_s > STALL_TIMEOUT_S:
+                    outcome, failed = (f"no progress: no new tracking status for {stalled_s:.0f} s "
+                                       "(a node is stuck; see logs/)"), True
                     break
         finally:
             bar.close()
         self._event(f"run ended: {outcome}")
-        return {"outcome": outcome, "events": self.events, "sim_time_s": self.sim_time_s()}
+        return {"outcome": outcome, "failed": failed, "events": self.events, "sim_time_s": self.sim_time_s()}
+
+    def _hardware_ended(self, proc, sim_summary: Path | None, injected: bool) -> tuple[str, bool]:
+        """(outcome, failed) once the simulator/driver process exited: a lockstep simulator that stopped at
+        the run's planned end (duration, or damping after a fall) is the normal end; anything else is a
+        death of the robot."""
+        code = proc.popen.returncode
+        summary = _read_json(sim_summary) if proc.name == "g1_sim" and sim_summary else None
+        if code == 0 and summary and summary.get("ended_by") in ("duration", "damping"):
+            return f"the simulator ended the run: {summary['end_reason']}", False
+        why = describe_exit(code) + (f": {summary['end_reason']}" if code == 0 and summary else "")
+        self._event(f"{proc.name} died ({why}{', injected' if injected else ''})")
+        return f"{proc.name} died ({why}{', injected kill' if injected else ''})", True
 
     def close(self):
         self._executor.shutdown()

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
 
-from .graph import GraphOptions, NodeSpec, tracking_graph, uses_sim_time
-from .session import TrackSession
+from .graph import GraphOptions, NodeSpec, dds_settings, tracking_graph, uses_sim_time
+from .session import SessionError, TrackSession
 
 STOP_ORDER = ["g1_sim", "g1_driver", "g1_policy", "motion_server", "foxglove_bridge", "g1_recorder"]
 
@@ -185,7 +186,13 @@ def _run(args) -> int:
                         extra_peers=[TrackSession.NAME],  # the sim waits until the monitor sees the status
                         # pushes are scheduled in the simulator at exact times: reproducible, no race
                         pushes=[(args.stand_s + f["at_s"], f["velocity"]) for f in injections if f["kind"] == "push"])
+    # DDS isolation: every node and this process's own monitor on the graph's domain, localhost only
+    # (unless the user set ROS_DOMAIN_ID / ROS_AUTOMATIC_DISCOVERY_RANGE: then theirs, reported)
+    dds = dds_settings(opts.hardware)
+    os.environ.update(dds.env)  # before this process's rclpy starts (TrackSession)
     nodes = tracking_graph(opts)
+    dds_report = dds.report
+    print(f"g1 track: DDS {dds.describe()}", file=sys.stderr)
     print(f"g1 track: motion {motion_name!r} ({clip_s:.1f} s), controller "
           f"{Path(policy).name if policy else 'baseline:passthrough (not a tracker)'}, "
           f"{'real time' if args.realtime else 'lockstep'}; output {out}", file=sys.stderr)
@@ -194,43 +201,58 @@ def _run(args) -> int:
 
     procs = ProcessGroup(log_dir=out / "logs", echo=not args.quiet)
     session = None
-    outcome = {"motion": motion_name, "controller": policy or "baseline:passthrough", "events": [
-        {"t_s": round(t, 3), "event": f"scheduled push {list(v)} m/s"} for t, v in opts.pushes]}
+    scheduled = [{"t_s": round(t, 3), "event": f"scheduled push {list(v)} m/s"} for t, v in opts.pushes]
+    outcome = {"motion": motion_name, "controller": policy or "baseline:passthrough", "events": list(scheduled),
+               "dds": dds_report}
     try:
         for spec in nodes:
-            procs.start(spec.name, _argv(spec, uses_sim_time(opts)), required=spec.required)
+            procs.start(spec.name, _argv(spec, uses_sim_time(opts)), required=spec.required, env=spec.env)
         if args.foxglove:
-            procs.start("foxglove_bridge", [sys.executable, "-m", "g1_bringup.foxglove_bridge"], required=False)
+            procs.start("foxglove_bridge", [sys.executable, "-m", "g1_bringup.foxglove_bridge"], required=False,
+                        env=dds.env)
         # reads the run time from the status stamps: no /clock subscription needed
         session = TrackSession(realtime=not uses_sim_time(opts))
-        scheduled = outcome["events"]
         outcome.update(session.run(procs, motion_name, clip_s=clip_s, limit_s=duration,
                                    show_progress=not args.quiet,
                                    injections=[f for f in injections if f["kind"] != "push"],
-                                   sim_ends_run=uses_sim_time(opts)))
-        outcome["events"] = scheduled + outcome["events"]
+                                   sim_ends_run=uses_sim_time(opts), sim_summary=out / "sim_final.json"))
     except KeyboardInterrupt:
-        outcome["events"].append({"event": "interrupted by Ctrl-C"})
+        outcome["outcome"] = "interrupted by Ctrl-C"
         print("\ng1 track: interrupted, stopping the graph and closing the bag", file=sys.stderr)
+    except SessionError as exc:
+        outcome.update(outcome=f"the graph did not run: {exc}", failed=True)
     finally:
         if session is not None:
+            # what happened before Ctrl-C or an error is kept (a fault seen, then the user gave up)
+            outcome["events"] = scheduled + session.events
             session.close()
         codes = procs.stop_all(order=STOP_ORDER)
+    if outcome.get("outcome") == "interrupted by Ctrl-C":
+        outcome["events"].append({"event": "interrupted by Ctrl-C"})
+    elif "outcome" in outcome and not any(e["event"].startswith("run ended") for e in outcome["events"]):
+        outcome["events"].append({"event": f"run ended: {outcome['outcome']}"})
     outcome["exit_codes"] = codes
+    failed = bool(outcome.get("failed"))
     if not (bag / "metadata.yaml").is_file():
-        raise TrackError(f"no bag was written (recorder exit code {codes.get('g1_recorder')}); logs: {out / 'logs'}")
+        raise TrackError(f"no bag was written (recorder exit code {codes.get('g1_recorder')}; run: "
+                         f"{outcome.get('outcome')}); logs: {out / 'logs'}")
 
     from .evaluation import EvalError, evaluate_bag
 
     try:
         report = evaluate_bag(bag, out)
     except EvalError as exc:
-        raise TrackError(f"evaluation failed: {exc}") from exc
+        # the run's own story still goes on record: what ended it, and why there are no metrics
+        report = {"evaluation_error": str(exc), "controller": outcome["controller"]}
+        (out / "report.md").write_text(f"# g1 track report\n\nNo metrics: evaluation failed: {exc}\n")
+        failed = True
     report["run"] = outcome
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     with (out / "report.md").open("a") as f:
-        f.write("\n## Run\n\n" + "\n".join(f"- {e.get('t_s', '')} {e['event']}" for e in outcome["events"]) + "\n")
-    o = report["overall"]
+        f.write(f"\n## Run\n\nOutcome: {outcome.get('outcome', 'n/a')}"
+                f"{' (FAILED)' if failed else ''}\n\n"
+                + "\n".join(f"- {e.get('t_s', '')} {e['event']}" for e in outcome["events"]) + "\n")
+    o = report.get("overall", {})
 
     def fmt(v, unit=""):
         return "n/a" if v is None else f"{v:.3g}{unit}"
@@ -239,4 +261,7 @@ def _run(args) -> int:
           f"E_mpkpe {fmt(o.get('E_mpkpe_mm'), ' mm')}, E_mpjpe {fmt(o.get('E_mpjpe_rad'), ' rad')} "
           f"({outcome.get('outcome', 'interrupted')})", file=sys.stderr)
     print(f"g1 track: report {out / 'report.md'}")
+    if failed:
+        print(f"g1 track: the run failed: {outcome.get('outcome')}", file=sys.stderr)
+        return 1
     return 0

@@ -8,15 +8,20 @@ A policy trained elsewhere (mjlab/BeyondMimic, holosoma) carries its motion: imp
 The node graph comes from g1_bringup.graph.tracking_graph(), the same description `g1 track` uses in
 the pip world. On top of it this launch file adds what a distro install has: robot_state_publisher
 (TF of the robot and of the reference ghost, from the generated URDF) and RViz.
+
+DDS isolation (g1_bringup.graph.dds_settings, as for `g1 track`): every process it starts gets
+ROS_DOMAIN_ID / ROS_AUTOMATIC_DISCOVERY_RANGE in its environment: for hardware:=sim domain 17 and
+LOCALHOST discovery, for hardware:=robot the robot's domain 0, LOCALHOST for every node but g1_driver
+(SUBNET, confined by your Fast DDS profile). Values you exported yourself are kept, and logged.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, TimerAction
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, LogInfo, OpaqueFunction, TimerAction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from g1_bringup.graph import GraphOptions, tracking_graph, uses_sim_time
+from g1_bringup.graph import GraphOptions, dds_settings, tracking_graph, uses_sim_time
 from g1_description.paths import package_share
 from g1_description.urdf import generate_urdf
 
@@ -45,30 +50,33 @@ def _graph(context):
     if requested != "auto" and (requested == "true") != use_sim_time:
         raise RuntimeError(f"use_sim_time:={requested} contradicts hardware:={opts.hardware} realtime:="
                            f"{get('realtime')}: only the lockstep simulator publishes /clock")
-    actions = []
+    dds = dds_settings(opts.hardware)  # the launching shell's environment decides what is the user's
+    env = dds.env  # for every process below; tracking_graph gives each graph node its own (the driver's differs)
+    actions = [LogInfo(msg=f"g1_bringup: DDS {dds.describe()}"), *[LogInfo(msg=f"WARNING: {n}") for n in dds.notes]]
     for spec in tracking_graph(opts):
         actions.append(Node(package=spec.package, executable=spec.executable, name=spec.name, output="screen",
+                            additional_env=spec.env,
                             parameters=[*map(str, spec.param_files), {"use_sim_time": use_sim_time, **spec.params}]))
     urdf = generate_urdf()
     actions.append(Node(package="robot_state_publisher", executable="robot_state_publisher", name="robot_state_publisher",
-                        parameters=[{"robot_description": urdf, "use_sim_time": use_sim_time}]))
+                        additional_env=env, parameters=[{"robot_description": urdf, "use_sim_time": use_sim_time}]))
     actions.append(Node(package="robot_state_publisher", executable="robot_state_publisher",
-                        name="reference_state_publisher", namespace="reference",
+                        name="reference_state_publisher", namespace="reference", additional_env=env,
                         parameters=[{"robot_description": urdf, "frame_prefix": "reference/",
                                      "use_sim_time": use_sim_time}]))
-    actions.append(Node(package="g1_bringup", executable="g1_tf", name="g1_tf",
+    actions.append(Node(package="g1_bringup", executable="g1_tf", name="g1_tf", additional_env=env,
                         parameters=[{"use_sim_time": use_sim_time}]))
     actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", condition=IfCondition(get("rviz")),
                         arguments=["-d", str(package_share("g1_bringup") / "rviz" / "g1_tracking.rviz")],
-                        parameters=[{"use_sim_time": use_sim_time}]))
+                        additional_env=env, parameters=[{"use_sim_time": use_sim_time}]))
     motion = get("motion")
     if motion:
         # stand up, then play: the same public services a user would call
-        actions.append(TimerAction(period=4.0, actions=[ExecuteProcess(cmd=[
+        actions.append(TimerAction(period=4.0, actions=[ExecuteProcess(additional_env=env, cmd=[
             "ros2", "service", "call", "/set_mode", "g1_interfaces/srv/SetMode", "{mode: stand}"])]))
-        actions.append(TimerAction(period=8.0, actions=[ExecuteProcess(cmd=[
+        actions.append(TimerAction(period=8.0, actions=[ExecuteProcess(additional_env=env, cmd=[
             "ros2", "service", "call", "/play_motion", "g1_interfaces/srv/PlayMotion", f"{{name: {motion}}}"])]))
-        actions.append(TimerAction(period=8.5, actions=[ExecuteProcess(cmd=[
+        actions.append(TimerAction(period=8.5, actions=[ExecuteProcess(additional_env=env, cmd=[
             "ros2", "service", "call", "/set_mode", "g1_interfaces/srv/SetMode", "{mode: track}"])]))
     return actions
 

@@ -59,6 +59,12 @@ class MotorCommand:
                             np.array(kd, dtype=np.float64), zeros)
 
 
+#: Damping when joint commands stop for this long: the real driver (``g1_driver``) and the real-time
+#: simulator apply the same rule (5 missed 50 Hz ticks). Lockstep simulation needs no such timeout: every
+#: tick waits for its own command and damps on the tick that lacks one.
+COMMAND_TIMEOUT_S = 0.1
+
+
 @dataclass(frozen=True)
 class CommandLimits:
     """Sanity limits for incoming commands (the stand gains are 350 / 10 at most)."""

@@ -39,8 +39,8 @@ from std_srvs.srv import SetBool
 from g1_common import conversions, shutdown, ticks, topics
 from g1_description import robot
 from g1_common.shutdown import RCLError, interrupted
-from g1_hardware.sim_core import (PHYSICS_STEPS_PER_TICK, CommandLimits, MotorCommand, MujocoG1,
-                                  Randomization, SimConfig)
+from g1_hardware.sim_core import (COMMAND_TIMEOUT_S, PHYSICS_STEPS_PER_TICK, CommandLimits, MotorCommand,
+                                  MujocoG1, Randomization, SimConfig)
 from g1_interfaces.msg import JointCommand, KeyBodyPositions
 from g1_interfaces.srv import PushRobot, ResetSim, StepSim
 
@@ -67,6 +67,10 @@ PARAMETERS = {
     # controller runs). Without it a slow-starting policy finds the robot already collapsed under damping.
     "realtime_wait_for_peers": False,
     "lockstep_command_timeout_s": 2.0,     # wall time to wait for the command of a tick -> damping
+    # Real time: damping once the last accepted joint_command is older than this (wall), like the robot's
+    # driver (same constant). Not before the first command (initial_command holds until then). Lockstep
+    # needs no such timeout: each tick waits for its own command and damps on the tick that has none.
+    "command_timeout_s": COMMAND_TIMEOUT_S,
     # Wall time between "all peers ready" and t=0. Discovery is asymmetric: a peer's reader can see our
     # writer (and say ready) before every writer in the graph has matched every reader, e.g. the
     # policy's status writer and the recorder. Without this settle time the first ticks of some topics
@@ -122,7 +126,10 @@ class SimNode(Node):
         self.paused = False
         self._step_budget = 0
         self._command_for_tick: JointCommand | None = None
+        self._last_command_wall: float | None = None  # real time: when the last command was accepted
+        self._command_timed_out = False
         self._ready_peers: set[str] = set()
+        self._end: tuple[str, str] | None = None  # (kind, text) once the run ended (end_reason)
         self._create_interfaces()
 
     # --- set-up ----------------------------------------------------------------------------------
@@ -199,6 +206,22 @@ class SimNode(Node):
         fields = {f: getattr(msg, f) for f in ("position", "velocity", "kp", "kd", "effort")}
         if not self.sim.apply_command(msg.joint_names, fields):
             self.stats.rejected_commands += 1
+            return  # a rejected command does not count as fresh (the driver's rule too)
+        self._last_command_wall = time.monotonic()
+        if self._command_timed_out:
+            self._command_timed_out = False
+            self.get_logger().info("joint_command resumed")
+
+    def _check_command_timeout(self, now: float) -> None:
+        """Real time: damping when the commands stopped, like the robot's driver."""
+        timeout = self.params["command_timeout_s"]
+        if self._command_timed_out or self._last_command_wall is None or now - self._last_command_wall <= timeout:
+            return
+        self._command_timed_out = True
+        self.stats.command_timeouts += 1
+        self.sim.damp()
+        self.get_logger().error(f"no joint_command for > {timeout} s: damping (like the robot's driver); "
+                                "resumes when commands come back")
 
     def _on_ready(self, msg: String) -> None:
         self._ready_peers.add(msg.data)
@@ -333,6 +356,19 @@ class SimNode(Node):
         limit = self.params["duration_s"]
         return self._stopped_by_damping or (limit > 0 and self.sim.tick * robot.CONTROL_PERIOD_S >= limit - 1e-9)
 
+    def end_reason(self, error: str | None = None) -> tuple[str, str]:
+        """(kind, text) of what ended the run: ``duration``, ``damping`` (stop_after_damping_s), ``signal``
+        or ``error``. The summary carries it, so a supervisor (g1 track) can tell a run that reached its
+        end from one that was stopped or failed."""
+        if error is not None:
+            return "error", f"error: {error}"
+        if self._stopped_by_damping:
+            return "damping", (f"the commands had been damping for {self.params['stop_after_damping_s']:g} s "
+                               f"(stop_after_damping_s; {self.stats.command_timeouts} ticks without a command)")
+        if self._done():
+            return "duration", f"duration_s {self.params['duration_s']:g} s of sim time reached"
+        return "signal", "stopped by a signal or shutdown before the run's end"
+
     def _count_damping(self, command: JointCommand | None) -> None:
         damping = command is None or not any(command.kp)
         self._damping_ticks = self._damping_ticks + 1 if damping else 0
@@ -426,6 +462,7 @@ class SimNode(Node):
                 self._run_scheduled_pushes()
                 if not self._may_tick():
                     continue
+            self._check_command_timeout(time.monotonic())
             self.sim.step_physics()
             step_in_tick += 1
             if step_in_tick == PHYSICS_STEPS_PER_TICK:
@@ -456,6 +493,7 @@ class SimNode(Node):
             "command_timeouts": self.stats.command_timeouts,
             "rejected_commands": self.stats.rejected_commands,
             "deterministic": self.mode == "lockstep" and self.stats.command_timeouts == 0,
+            "ended_by": (self._end or self.end_reason())[0], "end_reason": (self._end or self.end_reason())[1],
         }
         if lateness_ms.size:
             out.update(step_lateness_ms_p50=float(np.percentile(lateness_ms, 50)),
@@ -463,12 +501,14 @@ class SimNode(Node):
                        step_lateness_ms_max=float(lateness_ms.max()), overruns=self.stats.overruns)
         return out
 
-    def write_summary(self) -> None:
+    def write_summary(self, error: str | None = None) -> None:
+        self._end = self.end_reason(error)
         summary = self.summary()
         self.get_logger().info(
             f"stopped at tick {summary['ticks']} ({summary['sim_time_s']:.2f} s sim, "
             f"RTF {summary['real_time_factor'] or 0:.2f}), pelvis {summary['pelvis_height_m']:.3f} m, "
-            f"command timeouts {summary['command_timeouts']}, state sha256 {summary['state_sha256'][:16]}")
+            f"command timeouts {summary['command_timeouts']}, state sha256 {summary['state_sha256'][:16]}; "
+            f"ended by {summary['end_reason']}")
         if self.params["final_state_file"]:
             Path(self.params["final_state_file"]).write_text(json.dumps(summary, indent=1))
 
@@ -492,6 +532,7 @@ def main(args=None) -> int:
     shutdown.init(args)
     node = None
     code = 0
+    error = None
     try:
         node = SimNode()
         executor = make_executor(node.params["executor"])
@@ -501,13 +542,17 @@ def main(args=None) -> int:
         pass
     except RCLError as exc:
         if not interrupted(exc):
+            error = f"{type(exc).__name__}: {exc}"
             raise
     except (LockstepError, ValueError) as exc:
         (node.get_logger() if node else rclpy.logging.get_logger("g1_sim")).error(str(exc))
-        code = 1
+        code, error = 1, str(exc)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         if node is not None:
-            node.write_summary()
+            node.write_summary(error)
             if rclpy.ok():
                 node.flush_publishers()
             node.destroy_node()

@@ -8,7 +8,8 @@
 - Packing: the struct layout of the SDK's C++/Python types (natural alignment, zero padding):
   LowCmd_ = mode_pr u8, mode_machine u8, pad 2, 35 x MotorCmd_ (mode u8, pad 3, q dq tau kp kd f32,
   reserve u32) = 28 B each, reserve u32[4], crc u32: 1004 bytes, CRC over the first 250 words.
-- :class:`DriverCore`: arming, command timeout -> damping, the 35-slot frame the writer sends.
+- :class:`DriverCore`: arming, command timeout -> damping, faults while armed (non-finite state, a changed
+  mode_machine, lost lowstate) -> disarm and damping, the 35-slot frame the writer sends.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from g1_description import robot
-from g1_hardware.sim_core import CommandError, CommandLimits, MotorCommand, validate_command
+from g1_hardware.sim_core import COMMAND_TIMEOUT_S, CommandError, CommandLimits, MotorCommand, validate_command
 
 CRC_POLY = 0x04C11DB7
 SLOTS = robot.SDK_MOTOR_SLOTS  # 35
@@ -124,8 +125,9 @@ class DriverConfig:
     #: a table; read yours from the driver's log (it prints the value lowstate reports) and list it.
     accepted_mode_machines: tuple[int, ...] = ()
     dof_variant: str = "g1_29dof"
-    command_timeout_s: float = 0.1     # no fresh joint_command for this long -> damping
-    lowstate_timeout_s: float = 0.1    # arming needs a lowstate younger than this
+    command_timeout_s: float = COMMAND_TIMEOUT_S  # no fresh joint_command for this long -> damping
+    #: arming needs a lowstate younger than this; armed, none for this long -> disarm and damping
+    lowstate_timeout_s: float = 0.1
     joint_limit_margin_rad: float = 0.2  # arming refuses joint readings this far outside the limits
     limits: CommandLimits = CommandLimits()
 
@@ -135,7 +137,13 @@ class DriverCore:
 
     States: never armed (sends nothing: the robot stays as it is) -> armed (sends the latest command,
     or damping when commands are older than ``command_timeout_s``) -> disarmed (sends damping; once
-    the driver has actuated the robot it never just goes silent)."""
+    the driver has actuated the robot it never just goes silent).
+
+    Faults while armed disarm (latched: only a new ``arm`` call re-arms) and send damping at once: a
+    non-finite reading in lowstate, a mode_machine other than the one armed on (the robot changed mode
+    or it is another robot; the damping frames echo the new value so the robot accepts them), no
+    lowstate for ``lowstate_timeout_s``, or an internal error of the driver (:meth:`fault`). Each fault is
+    queued in ``faults`` for the node to log."""
 
     SUPPORTED_VARIANTS = ("g1_29dof",)
 
@@ -144,14 +152,32 @@ class DriverCore:
         self.armed = False
         self.ever_armed = False
         self.mode_machine: int | None = None
+        self.armed_mode_machine: int | None = None
         self.lowstate_time: float | None = None
         self.joint_positions: np.ndarray | None = None
+        self.nonfinite: list[str] = []  # what in the latest lowstate was NaN/inf
         self.command: MotorCommand | None = None
         self.command_time: float | None = None
         self.damping_since_timeout = False
+        self.faults: list[str] = []  # fault descriptions not yet logged (the node drains them)
 
-    def on_lowstate(self, mode_machine: int, joint_positions: np.ndarray, now: float) -> None:
-        self.mode_machine, self.joint_positions, self.lowstate_time = int(mode_machine), joint_positions, now
+    def on_lowstate(self, mode_machine: int, joint_positions: np.ndarray, now: float,
+                    other_readings: dict[str, np.ndarray] | None = None) -> None:
+        """Store the robot's state. ``other_readings`` (name -> values: joint velocities, IMU, ...) are
+        only checked for NaN/inf, like the joint positions."""
+        q = np.asarray(joint_positions, dtype=np.float64)
+        self.mode_machine, self.joint_positions, self.lowstate_time = int(mode_machine), q, now
+        self.nonfinite = [f"joint position of {robot.JOINT_NAMES[i]}" for i in np.flatnonzero(~np.isfinite(q))]
+        for name, values in (other_readings or {}).items():
+            if not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
+                self.nonfinite.append(name)
+        if not self.armed:
+            return
+        if self.nonfinite:
+            self.fault(f"lowstate has NaN/inf readings ({', '.join(self.nonfinite[:3])})")
+        elif self.mode_machine != self.armed_mode_machine:
+            self.fault(f"mode_machine changed from {self.armed_mode_machine} to {self.mode_machine} while armed "
+                       "(the robot changed mode, or another robot answers)")
 
     def on_command(self, names, fields, now: float) -> list[str]:
         """Validate and store a joint command; returns notes on clipping. Raises CommandError."""
@@ -164,12 +190,19 @@ class DriverCore:
         if refusal:
             return False, f"refusing to arm: {refusal}"
         self.armed = self.ever_armed = True
+        self.armed_mode_machine = self.mode_machine
         self.command = None  # only commands that arrive from now on may actuate
         return True, f"armed (mode_machine {self.mode_machine}); damping until a fresh joint_command arrives"
 
     def disarm(self) -> tuple[bool, str]:
         self.armed = False
         return True, "disarmed: sending damping" if self.ever_armed else "disarmed (was never armed)"
+
+    def fault(self, reason: str) -> None:
+        """Disarm now (damping from the next frame on) and queue ``reason`` for the log."""
+        if self.armed:
+            self.faults.append(f"{reason}: disarmed, sending damping; call g1_driver/arm again once resolved")
+        self.armed = False
 
     def _arming_refusal(self, now: float) -> str | None:
         c = self.config
@@ -183,6 +216,9 @@ class DriverCore:
             return (f"lowstate reports mode_machine {self.mode_machine}, not in accepted_mode_machines "
                     f"{list(c.accepted_mode_machines)}: a different G1 variant or firmware; check it is a "
                     "29-DoF G1 and add the value to the parameter")
+        if self.nonfinite:  # NaN passes every limit comparison below: check it first
+            return (f"lowstate has NaN/inf readings ({', '.join(self.nonfinite[:3])}): a faulty encoder or IMU, "
+                    "or a corrupted message; check the robot before arming")
         lo, hi = robot.JOINT_LOWER - c.joint_limit_margin_rad, robot.JOINT_UPPER + c.joint_limit_margin_rad
         outside = np.flatnonzero((self.joint_positions < lo) | (self.joint_positions > hi))
         if outside.size:
@@ -194,11 +230,18 @@ class DriverCore:
         """What the 500 Hz writer sends now, or None (nothing: never armed, or no lowstate yet)."""
         if not self.ever_armed or self.mode_machine is None:
             return None
+        if self.armed and now - self.lowstate_time > self.config.lowstate_timeout_s:
+            self.fault(f"no lowstate for {now - self.lowstate_time:.3f} s (> lowstate_timeout_s "
+                       f"{self.config.lowstate_timeout_s} s) while armed")
         fresh = (self.armed and self.command is not None
                  and now - self.command_time <= self.config.command_timeout_s)
         self.damping_since_timeout = self.armed and self.command is not None and not fresh
         command = self.command if fresh else MotorCommand.damping()
         return LowCmdFrame.from_command(command, self.mode_machine)
+
+    def take_faults(self) -> list[str]:
+        faults, self.faults = self.faults, []
+        return faults
 
 
 __all__ = ["CommandError", "Decimator", "DriverConfig", "DriverCore", "LowCmdFrame", "crc32_core", "crc_of_packed",
