@@ -7,6 +7,7 @@ import json
 import random
 import time
 
+import numpy as np
 import pytest
 
 from g1_bringup.graph import GraphOptions, tracking_graph, uses_sim_time
@@ -65,3 +66,84 @@ def test_foxglove_bridge_advertises_the_graph(node_processes):
     assert seen["/joint_states"]["schemaName"] == "sensor_msgs/msg/JointState"
     assert seen["/joint_states"]["encoding"] == "cdr"
     assert seen["/reference_window"]["schemaName"] == "g1_interfaces/msg/ReferenceWindow"
+
+
+def test_foxglove_bridge_forwards_the_best_effort_reference_ghost_and_markers(node_processes):
+    """motion_server publishes the ghost and the key-body markers best effort (topics.VIS_QOS): the bridge
+    must match those publishers over DDS and pass their messages on to a Foxglove client."""
+    websockets = pytest.importorskip("websockets")
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import JointState
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    from g1_common import conversions, ticks, topics
+    from g1_description import robot
+
+    port = random.randrange(20000, 40000)
+    node_processes.start("-m", "g1_bringup.foxglove_bridge", "--ros-args", "-p", f"port:={port}", name="foxglove")
+    rclpy.init()
+    node = Node("ghost_publisher")
+    ghost_pub = node.create_publisher(JointState, topics.REFERENCE_JOINT_STATES, topics.VIS_QOS)
+    markers_pub = node.create_publisher(MarkerArray, topics.REFERENCE_MARKERS, topics.VIS_QOS)
+    ghost = conversions.make_joint_state(ticks.stamp_from_tick(7), np.full(robot.NUM_JOINTS, 0.25), np.zeros(29))
+    marker = Marker(ns="reference_key_bodies", id=0, type=Marker.SPHERE_LIST)
+    marker.header.stamp = ticks.stamp_from_tick(7)
+    wanted = {"/" + topics.REFERENCE_JOINT_STATES: JointState, "/" + topics.REFERENCE_MARKERS: MarkerArray}
+
+    async def receive() -> dict[str, bytes]:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                async with websockets.connect(f"ws://127.0.0.1:{port}", subprotocols=["foxglove.sdk.v1"]) as ws:
+                    channels, subscribed, got, next_id, retry_at = {}, {}, {}, 1, 0.0
+                    while time.monotonic() < deadline:
+                        ghost_pub.publish(ghost)
+                        markers_pub.publish(MarkerArray(markers=[marker]))
+                        # (re)subscribe what has not arrived yet: a subscription sent while the server is
+                        # still registering the client's channels can be refused as "unknown channel"
+                        missing = [t for t in wanted if t in channels and t not in got]
+                        if missing and time.monotonic() > retry_at:
+                            stale = [i for i, t in subscribed.items() if t in missing]
+                            if stale:
+                                await ws.send(json.dumps({"op": "unsubscribe", "subscriptionIds": stale}))
+                            subs = [{"id": next_id + i, "channelId": channels[t]} for i, t in enumerate(missing)]
+                            next_id += len(subs)
+                            subscribed.update({s["id"]: t for s, t in zip(subs, missing)})
+                            await ws.send(json.dumps({"op": "subscribe", "subscriptions": subs}))
+                            retry_at = time.monotonic() + 3.0
+                        try:
+                            msg = await asyncio.wait_for(ws.recv(), timeout=0.2)
+                        except asyncio.TimeoutError:
+                            continue
+                        if isinstance(msg, str):
+                            data = json.loads(msg)
+                            if data.get("op") == "advertise":
+                                channels.update({c["topic"]: c["id"] for c in data["channels"]})
+                        elif msg[0] == 1:  # message data: opcode, subscription id, log time, payload
+                            sub_id = int.from_bytes(msg[1:5], "little")
+                            if sub_id in subscribed:
+                                got[subscribed[sub_id]] = bytes(msg[13:])
+                            if set(got) == set(wanted):
+                                return got
+                    return got
+            except (OSError, websockets.exceptions.InvalidStatus):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.3)
+
+    try:
+        matched_before = ghost_pub.get_subscription_count(), markers_pub.get_subscription_count()
+        got = asyncio.run(receive())
+        matched = ghost_pub.get_subscription_count(), markers_pub.get_subscription_count()
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+    assert set(got) == set(wanted), (f"Foxglove received only {sorted(got)}; DDS matches of the ghost and "
+                                     f"markers publishers: {matched_before} -> {matched}\n{node_processes.logs()}")
+    assert matched == (1, 1)
+    received_ghost = deserialize_message(got["/" + topics.REFERENCE_JOINT_STATES], JointState)
+    assert list(received_ghost.position) == [0.25] * robot.NUM_JOINTS
+    received_markers = deserialize_message(got["/" + topics.REFERENCE_MARKERS], MarkerArray)
+    assert received_markers.markers[0].ns == "reference_key_bodies"

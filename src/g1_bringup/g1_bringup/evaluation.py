@@ -7,6 +7,12 @@ falls back to rosbags so the report still shows it), the other messages with ros
 as rclpy) into plain dataclasses with the same field names. They are aligned by their tick stamps:
 the robot state at tick k+1 is compared with the ``next_frame`` of the reference window of tick k
 (the frame the command of tick k aimed for).
+
+Before alignment every message is checked (:func:`validate_messages`): a joint state must name the 29 G1
+joints with as many finite values (the policy node's own check, ``conversions.joint_state_to_arrays``),
+ground truth and reference windows must be finite and consistent, a command must carry 29 positions and
+gains. A message that fails, or a second one with the stamp of a valid one, is dropped and named in the
+report (``dropped_messages`` and the events), so one bad message never costs the report or its metrics.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +60,7 @@ class BagData:
     commands: dict[str, np.ndarray]
     topic_counts: dict[str, int]
     events: list[dict]
+    dropped: dict[str, dict] = field(default_factory=dict)  # topic -> {"count": n, "reasons": {reason: n}}
 
 
 def _quat_rotate(q_wxyz: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -150,6 +157,110 @@ def _nearest(items: list, targets_ns: np.ndarray, tolerance_ns: int) -> dict[int
     return {i: items[jj][1] for i, jj in enumerate(j) if abs(int(stamps[jj]) - int(targets_ns[i])) <= tolerance_ns}
 
 
+# --- message validation ------------------------------------------------------------------------------
+
+#: Events listed per topic for dropped messages; the rest are counted in ``dropped_messages``.
+MAX_DROP_EVENTS_PER_TOPIC = 10
+
+
+def _check_joint_state(msg):
+    """The joint positions in SDK order, by the policy node's own check (names, lengths, NaN/inf)."""
+    q, _, _ = conversions.joint_state_to_arrays(msg)
+    return q
+
+
+def _check_odometry(msg) -> np.ndarray:
+    """(13,): position, orientation wxyz, linear and angular velocity (child frame) of a finite pose."""
+    p, o = msg.pose.pose.position, msg.pose.pose.orientation
+    lin, ang = msg.twist.twist.linear, msg.twist.twist.angular
+    out = np.array([p.x, p.y, p.z, o.w, o.x, o.y, o.z, lin.x, lin.y, lin.z, ang.x, ang.y, ang.z])
+    if not np.all(np.isfinite(out)):
+        raise MessageError(f"{topics.GROUND_TRUTH_ODOM}: pose or twist contains NaN or inf")
+    if np.dot(out[3:7], out[3:7]) < 1e-6:
+        raise MessageError(f"{topics.GROUND_TRUTH_ODOM}: orientation is a zero quaternion")
+    return out
+
+
+def _check_key_bodies(msg) -> tuple[tuple[str, ...], np.ndarray]:
+    """(names, positions (K, 3)) of a message with one finite position per name."""
+    if len(msg.names) != len(msg.positions):
+        raise MessageError(f"{topics.GROUND_TRUTH_KEY_BODIES}: {len(msg.names)} names but "
+                           f"{len(msg.positions)} positions")
+    pos = np.array([[p.x, p.y, p.z] for p in msg.positions], dtype=np.float64).reshape(-1, 3)
+    if not np.all(np.isfinite(pos)):
+        raise MessageError(f"{topics.GROUND_TRUTH_KEY_BODIES}: a position contains NaN or inf")
+    return tuple(msg.names), pos
+
+
+def _check_command(msg):
+    """A command must carry 29 positions and gains; NaN values stay (the report's command check counts them)."""
+    if len(msg.position) != robot.NUM_JOINTS or len(msg.kp) != robot.NUM_JOINTS:
+        raise MessageError(f"{topics.JOINT_COMMAND}: {len(msg.position)} positions and {len(msg.kp)} kp, "
+                           f"expected {robot.NUM_JOINTS} each")
+    return msg
+
+
+#: topic -> (check returning what the evaluation uses or raising MessageError, one message per stamp?)
+_CHECKS = {
+    topics.JOINT_STATES: (_check_joint_state, True),
+    topics.GROUND_TRUTH_ODOM: (_check_odometry, True),
+    topics.GROUND_TRUTH_KEY_BODIES: (_check_key_bodies, True),
+    topics.REFERENCE_WINDOW: (as_window, True),
+    topics.JOINT_COMMAND: (_check_command, False),  # real time: ticks without a new state repeat its stamp
+}
+
+
+def validate_messages(raw: dict[str, list]) -> tuple[dict[str, list], list[tuple[str, int, str]]]:
+    """(the messages the evaluation can use, [(topic, stamp_ns, reason), ...] of those dropped).
+
+    Joint states come back as SDK-order position arrays, reference windows as ReferenceWindowData. Of
+    several valid messages with one stamp on a stamp-aligned topic the first is kept (the recorder logs
+    in arrival order) and the others are dropped as duplicates: which one counted must not depend on
+    the order of a dictionary."""
+    clean: dict[str, list] = {}
+    dropped: list[tuple[str, int, str]] = []
+    for topic, items in raw.items():
+        check, one_per_stamp = _CHECKS.get(topic, (None, False))
+        if check is None:
+            clean[topic] = items
+            continue
+        kept, seen = [], set()
+        for stamp, msg in items:
+            try:
+                value = check(msg)
+            except (MessageError, ValueError, TypeError) as exc:
+                dropped.append((topic, stamp, str(exc)))
+                continue
+            if one_per_stamp:
+                if stamp in seen:
+                    dropped.append((topic, stamp, "duplicate stamp: a valid message with this stamp came first"))
+                    continue
+                seen.add(stamp)
+            kept.append((stamp, value))
+        clean[topic] = kept
+    return clean, dropped
+
+
+def _drop_report(dropped: list[tuple[str, int, str]], origin_ns: int) -> tuple[dict[str, dict], list[dict]]:
+    """({topic: {"count", "reasons"}}, events): every dropped message counted, the first few per topic
+    listed as events with their time, the rest summed up in one event."""
+    summary: dict[str, dict] = {}
+    events = []
+    for topic, stamp, reason in sorted(dropped, key=lambda d: (d[1], d[0])):
+        entry = summary.setdefault(topic, {"count": 0, "reasons": {}})
+        entry["count"] += 1
+        entry["reasons"][reason] = entry["reasons"].get(reason, 0) + 1
+        if entry["count"] <= MAX_DROP_EVENTS_PER_TOPIC:
+            events.append({"t_s": (stamp - origin_ns) / 1e9, "event": f"dropped {topic}: {reason}"})
+    for topic, entry in summary.items():
+        if entry["count"] > MAX_DROP_EVENTS_PER_TOPIC:
+            last = max(s for t, s, _ in dropped if t == topic)
+            events.append({"t_s": (last - origin_ns) / 1e9,
+                           "event": f"dropped {topic}: {entry['count'] - MAX_DROP_EVENTS_PER_TOPIC} more messages "
+                                    "(see dropped_messages)"})
+    return summary, events
+
+
 def _align_ticks(raw: dict[str, list]):
     """Per-tick inputs: (states, refs, odoms, bodies, times_s, origin_ns), dicts keyed by tick.
 
@@ -163,8 +274,9 @@ def _align_ticks(raw: dict[str, list]):
 
     for topic in REQUIRED_TOPICS:
         if not raw.get(topic):
-            raise EvalError(f"the bag has no {topic} messages (the topic was recorded but never published: "
-                            "did the simulator or robot driver start? see the run's logs/)")
+            raise EvalError(f"the bag has no valid {topic} messages (the topic was recorded but never published, "
+                            "or every message was dropped as invalid: did the simulator or robot driver start? "
+                            "see the run's logs/)")
     state_items = sorted(raw[topics.JOINT_STATES], key=lambda x: x[0])
     if all(s % P == 0 for s, _ in state_items):
         windows = _by_tick(raw[topics.REFERENCE_WINDOW], P)
@@ -187,6 +299,8 @@ def build_record(raw: dict[str, list]) -> BagData:
     from g1_common.ticks import CONTROL_PERIOD_NS
 
     dt = CONTROL_PERIOD_NS / 1e9
+    counts = {t: len(v) for t, v in raw.items()}
+    raw, dropped = validate_messages(raw)
     states, refs, odoms, bodies, times_s, origin_ns = _align_ticks(raw)
     ticks = sorted(k for k in states if k in refs and k in odoms and k in bodies)
     if not ticks:
@@ -194,7 +308,7 @@ def build_record(raw: dict[str, list]) -> BagData:
                         "the bag's stamps are not on the control-tick grid, or the topics never overlap")
     first_window = refs[ticks[0]]
     key_names = tuple(first_window.key_body_names)
-    body_names = list(bodies[ticks[0]].names)
+    body_names = list(bodies[ticks[0]][0])
     missing = [n for n in key_names if n not in body_names]
     if missing:
         raise EvalError(f"ground-truth key bodies lack {missing} that the reference carries")
@@ -208,13 +322,10 @@ def build_record(raw: dict[str, list]) -> BagData:
     def nf(i):
         return np.array([nxt[k][i] for k in ticks], dtype=np.float64)
 
-    root_quat = arr(lambda k: [odoms[k].pose.pose.orientation.w, odoms[k].pose.pose.orientation.x,
-                               odoms[k].pose.pose.orientation.y, odoms[k].pose.pose.orientation.z])
+    odom = arr(lambda k: odoms[k])  # (N, 13), see _check_odometry
+    root_quat = odom[:, 3:7]
     # nav_msgs/Odometry: twist is expressed in the child (pelvis) frame; metrics use world frame.
-    lin_body = arr(lambda k: [odoms[k].twist.twist.linear.x, odoms[k].twist.twist.linear.y,
-                              odoms[k].twist.twist.linear.z])
-    ang_body = arr(lambda k: [odoms[k].twist.twist.angular.x, odoms[k].twist.twist.angular.y,
-                              odoms[k].twist.twist.angular.z])
+    lin_body, ang_body = odom[:, 7:10], odom[:, 10:13]
     rec = M.TrackingRecord(
         t_s=np.array([times_s[k] for k in ticks], dtype=np.float64),
         dt_s=dt,
@@ -228,26 +339,19 @@ def build_record(raw: dict[str, list]) -> BagData:
         ref_root_lin_vel=nf(4),
         ref_root_ang_vel=nf(5),
         ref_key_body_pos=nf(6).reshape(len(ticks), -1, 3),
-        joint_pos=arr(lambda k: _sdk_order(states[k])),
-        root_pos=arr(lambda k: [odoms[k].pose.pose.position.x, odoms[k].pose.pose.position.y,
-                                odoms[k].pose.pose.position.z]),
+        joint_pos=arr(lambda k: states[k]),
+        root_pos=odom[:, 0:3],
         root_quat=root_quat,
         root_lin_vel=_quat_rotate(root_quat, lin_body),
         root_ang_vel=_quat_rotate(root_quat, ang_body),
-        key_body_pos=arr(lambda k: [[bodies[k].positions[i].x, bodies[k].positions[i].y,
-                                     bodies[k].positions[i].z] for i in body_idx]),
+        key_body_pos=arr(lambda k: bodies[k][1][body_idx]),
         key_body_names=key_names,
     )
     status = _status_arrays(raw.get(topics.TRACKING_STATUS, []), origin_ns)
     commands = _command_arrays(raw.get(topics.JOINT_COMMAND, []), origin_ns)
-    counts = {t: len(v) for t, v in raw.items()}
-    return BagData(rec, status, commands, counts, _events(status))
-
-
-def _sdk_order(msg) -> list:
-    if tuple(msg.name) == robot.JOINT_NAMES:
-        return list(msg.position)
-    return robot.reorder_from_names(list(msg.name), list(msg.position), "joint_states").tolist()
+    drop_summary, drop_events = _drop_report(dropped, origin_ns)
+    events = sorted(_events(status) + drop_events, key=lambda e: e["t_s"])  # stable: status events first
+    return BagData(rec, status, commands, counts, events, drop_summary)
 
 
 def _status_arrays(items: list, origin_ns: int = 0) -> dict[str, np.ndarray]:
@@ -322,6 +426,7 @@ def summarise(data: BagData, bag_path: Path) -> dict:
         "per_clip": result["per_clip"],
         "controller": (data.status["controller"][-1] if data.status else None),
         "events": data.events,
+        "dropped_messages": data.dropped,
         "topic_counts": data.topic_counts,
         "timing": {},
     }
@@ -379,6 +484,13 @@ def markdown(report: dict) -> str:
     if report.get("commands"):
         lines += ["", "## Commands", "", "| check | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in report["commands"].items()]
+    if report.get("dropped_messages"):
+        lines += ["", "## Dropped messages", "",
+                  "Messages the evaluation could not use (malformed, NaN/inf, or a second one with the same stamp); "
+                  "the metrics are computed without them.", "", "| topic | dropped | reasons |", "|---|---|---|"]
+        for topic, d in report["dropped_messages"].items():
+            reasons = "; ".join(f"{r} ({n})" for r, n in list(d["reasons"].items())[:5])
+            lines.append(f"| {topic} | {d['count']} | {reasons.replace('|', '/')} |")
     if report["events"]:
         lines += ["", "## Events", ""] + [f"- t = {e['t_s']:.2f} s: {e['event']}" for e in report["events"][:50]]
     lines += ["", "## Plots", "", "![errors](errors.png)", "", "![root path](root_path.png)", "",

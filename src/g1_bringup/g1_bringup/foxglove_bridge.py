@@ -1,6 +1,8 @@
 """foxglove_bridge: serve the live graph to the Foxglove app on 127.0.0.1 (the pip world's RViz).
 
-The tracking topics are forwarded as real ROS 2 messages (raw CDR with their ros2msg schemas), the
+The tracking topics are forwarded as real ROS 2 messages (raw CDR with their ros2msg schemas), each read
+with a QoS that matches its publishers (the recorder's reliable profile for control data, the
+visualisation profile for the best-effort reference ghost and markers, else they never match), the
 URDF as ``/robot_description``, and TF-equivalent ``FrameTransforms`` for the robot and the reference
 ghost computed by MuJoCo forward kinematics (tf2 is not on PyPI). Open Foxglove, connect to
 ``ws://127.0.0.1:8765``, and add a 3D panel (URDF from /robot_description) and plots of
@@ -24,9 +26,11 @@ from g1_description import mjcf, urdf
 from . import typesys
 from .recorder import DEFAULT_TOPICS, RECORD_QOS, _import_class
 
-FORWARDED = dict(DEFAULT_TOPICS)
-FORWARDED[topics.REFERENCE_JOINT_STATES] = "sensor_msgs.msg.JointState"
-FORWARDED[topics.REFERENCE_MARKERS] = "visualization_msgs.msg.MarkerArray"
+#: topic -> (message class path, reader QoS). A reliable reader never matches a best-effort writer, so the
+#: visualisation topics are read with the profile their publishers use (g1_common.topics.VIS_QOS).
+FORWARDED = {topic: (class_path, RECORD_QOS) for topic, class_path in DEFAULT_TOPICS.items()}
+FORWARDED[topics.REFERENCE_JOINT_STATES] = ("sensor_msgs.msg.JointState", topics.VIS_QOS)
+FORWARDED[topics.REFERENCE_MARKERS] = ("visualization_msgs.msg.MarkerArray", topics.VIS_QOS)
 TF_PERIOD_S = 0.04  # 25 Hz is plenty for a viewer
 
 
@@ -41,12 +45,12 @@ class FoxgloveBridge(Node):
         self.server = foxglove.start_server(name="g1_tracker", host=self.get_parameter("host").value,
                                             port=int(self.get_parameter("port").value))
         self.channels = {}
-        for topic, class_path in FORWARDED.items():
+        for topic, (class_path, qos) in FORWARDED.items():
             type_name = typesys.ros_type_name(_import_class(class_path))
             schema = Schema(name=type_name, encoding="ros2msg", data=typesys.msgdef(type_name).encode())
             self.channels[topic] = Channel("/" + topic, schema=schema, message_encoding="cdr")
             self.create_subscription(_import_class(class_path), topic,
-                                     lambda data, t=topic: self._forward(t, data), RECORD_QOS, raw=True)
+                                     lambda data, t=topic: self._forward(t, data), qos, raw=True)
         desc_schema = Schema(name="std_msgs/msg/String", encoding="ros2msg", data=b"string data")
         self._description = Channel("/robot_description", schema=desc_schema, message_encoding="json")
         self._urdf = urdf.generate_urdf()

@@ -10,7 +10,7 @@ import numpy as np
 
 from g1_description import robot
 
-from .library import ENV_VAR, MotionLibrary, UnknownMotionError, default_library_path
+from .library import ENV_VAR, LibraryError, MotionLibrary, UnknownMotionError, check_motion_name, default_library_path
 from .motion import Motion, MotionFormatError
 
 
@@ -65,7 +65,11 @@ def _export(library: MotionLibrary, args) -> int:
 
 
 def _list(library: MotionLibrary, args) -> int:
-    entries = library.entries()
+    try:
+        entries = library.entries()
+    except LibraryError as exc:
+        print(f"g1 motions list: {exc}", file=sys.stderr)
+        return 1
     names = library.names(args.pattern)
     if not names:
         print(f"no motions in {library.root}" + (f" matching {args.pattern!r}" if args.pattern else ""))
@@ -101,9 +105,15 @@ def _import(library: MotionLibrary, args) -> int:
     if not files:
         print(f"nothing to import in {', '.join(map(str, args.paths))}", file=sys.stderr)
         return 1
-    if args.name and len(files) > 1:
+    if args.name is not None and len(files) > 1:
         print("--name needs a single file", file=sys.stderr)
         return 2
+    if args.name is not None:
+        try:
+            check_motion_name(args.name)
+        except LibraryError as exc:
+            print(f"g1 motions import: --name: {exc}", file=sys.stderr)
+            return 2
     kinematics = KeyBodyKinematics()
     failed = []
     show_bar = len(files) > 1 or any(p.is_dir() for p in args.paths)

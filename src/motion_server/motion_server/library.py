@@ -8,6 +8,11 @@ Layout::
 Location: ``--library`` flag > ``$G1_MOTION_LIBRARY`` > ``~/.local/share/g1_tracker/motions``.
 Every write goes to a temporary file that is renamed into place, and index updates hold an exclusive
 lock, so a failed import or two concurrent importers never leave a corrupt library behind.
+
+The library never reads or writes outside its directory: a motion name must be usable as a plain file
+name (no path separators, no leading dot), and an index entry whose ``file`` is not a plain ``.npz`` file
+name in the directory is refused when loaded or removed. An index that is valid JSON but not shaped as
+above is refused with a :class:`LibraryError` (an unreadable one is rebuilt from the ``.npz`` files).
 """
 
 from __future__ import annotations
@@ -31,6 +36,28 @@ INDEX_VERSION = 1
 
 def default_library_path() -> Path:
     return Path(os.environ.get(ENV_VAR) or DEFAULT_PATH).expanduser()
+
+
+class LibraryError(MotionFormatError):
+    """The library cannot be used as it is: a motion name that is not a plain file name, an index entry
+    pointing outside the library, a malformed index.json. The message says which and what to do."""
+
+
+def check_motion_name(name: str) -> str:
+    """``name`` if it can be a library file name (``<name>.npz`` in the library directory), else LibraryError."""
+    problem = None
+    if not isinstance(name, str) or not name.strip():
+        problem = "is empty"
+    elif any(c in name for c in "/\\\0"):
+        problem = "contains a path separator or NUL"
+    elif name.startswith("."):
+        problem = "starts with '.' (hidden and temporary files of the library start so)"
+    elif len(name.encode()) > 200:
+        problem = "is longer than 200 bytes"
+    if problem:
+        raise LibraryError(f"motion name {name!r} {problem}: a name becomes the file <name>.npz inside the "
+                           "library; use letters, digits, '_', '-' and '.' (e.g. `--name my_clip`)")
+    return name
 
 
 class UnknownMotionError(KeyError):
@@ -63,15 +90,25 @@ class MotionLibrary:
 
     # --- reading ---
     def entries(self) -> dict[str, MotionEntry]:
-        """Index entries by name; rebuilt from the .npz files when index.json is missing or unreadable."""
+        """Index entries by name; rebuilt from the .npz files when index.json is missing or unreadable.
+        Raises LibraryError for an index that is JSON but not a library index."""
         index = self.root / INDEX_FILE
         if not index.is_file():
             return self._scan() if self.root.is_dir() else {}
         try:
             data = json.loads(index.read_text())
-            return {name: MotionEntry(**entry) for name, entry in data["motions"].items()}
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError):
             return self._scan()
+        motions = data.get("motions") if isinstance(data, dict) else None
+        fields = set(MotionEntry.__dataclass_fields__)
+        bad = (f"'motions' is {type(motions).__name__}, expected an object {{name: entry}}"
+               if not isinstance(motions, dict) else
+               next((f"entry {n!r} is not an object with the fields {sorted(fields)}"
+                     for n, e in motions.items() if not isinstance(e, dict) or not fields <= set(e)), None))
+        if bad:
+            raise LibraryError(f"{index}: not a motion library index ({bad}); delete it to have it rebuilt "
+                               "from the .npz files, or re-import the motions")
+        return {name: MotionEntry(**{f: entry[f] for f in fields}) for name, entry in motions.items()}
 
     def names(self, pattern: str = "") -> list[str]:
         names = sorted(self.entries())
@@ -85,7 +122,7 @@ class MotionLibrary:
             close = difflib.get_close_matches(name, self.names(), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else "; see `g1 motions list`"
             raise UnknownMotionError(f"no motion named {name!r} in the library {self.root}{hint}")
-        path = self.root / entry.file
+        path = self._file_of(entry)
         try:
             mtime = path.stat().st_mtime
         except FileNotFoundError:
@@ -98,9 +135,20 @@ class MotionLibrary:
         return motion
 
     # --- writing ---
+    def _file_of(self, entry: MotionEntry) -> Path:
+        """The entry's file, which must be a plain .npz file name inside the library directory."""
+        file = entry.file
+        if (not isinstance(file, str) or Path(file).name != file or file in ("", ".", "..")
+                or not file.endswith(".npz") or "\\" in file):
+            raise LibraryError(f"{self.root / INDEX_FILE}: entry {entry.name!r} names the file {file!r}, "
+                               "which is outside the library (only plain .npz file names in the library "
+                               "directory are allowed); refused. Fix or delete the index (it is rebuilt "
+                               "from the .npz files)")
+        return self.root / file
+
     def add(self, motion: Motion) -> Path:
         """Store ``motion`` (replacing one of the same name) and update the index, both atomically."""
-        file = f"{motion.name}.npz"
+        file = f"{check_motion_name(motion.name)}.npz"
         with self._locked():
             save_motion(motion, self.root / file)
             entries = self.entries()
@@ -115,8 +163,9 @@ class MotionLibrary:
             entry = entries.pop(name, None)
             if entry is None:
                 raise UnknownMotionError(f"no motion named {name!r} in the library {self.root}")
+            path = self._file_of(entry)
             self._write_index(entries)
-            (self.root / entry.file).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
     def _write_index(self, entries: dict[str, MotionEntry]) -> None:
         payload = {"format_version": INDEX_VERSION,

@@ -28,6 +28,7 @@ from tensordict import TensorDict
 from g1_description import robot
 from g1_tracker_policy import contract
 
+from .checkpoint_io import load_checkpoint
 from .config import TrainCfg, to_dict
 from .env import pd_gains
 from .models import (CausalTransformerModel, ExportFeedForward, ExportTransformerKV, ExportTransformerWindow,
@@ -44,7 +45,7 @@ def load_student(cfg: TrainCfg, checkpoint: Path, obs: TensorDict):
 
     cls, kwargs = resolve_class(model_dict(cfg.student, cfg, stochastic=True, learn_std=False))
     groups = {"student": ["policy_context", "context_len"] if cfg.student.kind == "transformer" else ["policy"]}
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint)
     if "student_state_dict" not in state:
         raise ValueError(f"{checkpoint} is not a student (distillation) checkpoint: only students are "
                          "deployable, the teacher needs privileged observations")

@@ -28,6 +28,7 @@ import yaml
 from rsl_rl.runners import DistillationRunner, OnPolicyRunner
 from tqdm import tqdm
 
+from .checkpoint_io import WeightsOnlyLoad, load_checkpoint
 from .config import ModelCfg, TrainCfg, to_dict
 from .env import TrackingEnv, deployment_observation_config
 from .models import transformer_arch_of
@@ -141,12 +142,12 @@ class _CpuRanks:
             torch.distributed.init_process_group(backend="gloo", rank=self.gpu_global_rank, world_size=world)
 
 
-class TeacherRunner(_CpuRanks, OnPolicyRunner):
-    """rsl-rl's PPO runner (+ CPU ranks over gloo)."""
+class TeacherRunner(_CpuRanks, WeightsOnlyLoad, OnPolicyRunner):
+    """rsl-rl's PPO runner (+ CPU ranks over gloo; checkpoints read weights-only)."""
 
 
-class StudentRunner(_CpuRanks, DistillationRunner):
-    """rsl-rl's DAgger distillation runner (+ CPU ranks over gloo)."""
+class StudentRunner(_CpuRanks, WeightsOnlyLoad, DistillationRunner):
+    """rsl-rl's DAgger distillation runner (+ CPU ranks over gloo; checkpoints read weights-only)."""
 
 
 def state_digest(saved: dict) -> str:
@@ -267,7 +268,7 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
     _, venv = make_env(cfg, with_context=cfg.student.kind == "transformer")
     runner_cfg = student_runner_cfg(cfg)
     if resume and cfg.student.kind == "transformer":  # a run of the first (window-only) architecture resumes as one
-        state = torch.load(latest_checkpoint(resume), map_location="cpu", weights_only=False)
+        state = load_checkpoint(latest_checkpoint(resume))
         runner_cfg["student"]["arch"] = transformer_arch_of(state["student_state_dict"])
     runner = StudentRunner(venv, runner_cfg, log_dir=log_dir and str(log_dir), device=cfg.device)
     runner.logger.git_status_repos = []

@@ -36,8 +36,8 @@ def _rank_log(logs: Path, rank: int, stream: str) -> str:
 
 
 def _checkpoint_digest(train_python: Path, ckpt: Path) -> str:
-    code = ("import sys, torch; from g1_train.train import state_digest; "
-            "print(state_digest(torch.load(sys.argv[1], map_location='cpu', weights_only=False)))")
+    code = ("import sys; from g1_train.checkpoint_io import load_checkpoint; from g1_train.train import state_digest; "
+            "print(state_digest(load_checkpoint(sys.argv[1])))")
     return run_in_train_venv(train_python, ["-c", code, str(ckpt)], timeout=120).stdout.strip()
 
 
