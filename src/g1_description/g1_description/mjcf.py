@@ -87,6 +87,8 @@ def build_sim_spec(scene: bool = True, profile: "str | physics.PhysicsProfile" =
     prof = physics.get_profile(profile)
     spec = load_spec(scene)
     spec.option.timestep = prof.timestep_s
+    if prof.integrator:
+        spec.option.integrator = getattr(mujoco.mjtIntegrator, f"mjINT_{prof.integrator.upper()}")
     for j in robot.JOINTS:
         spec.joint(j.name).armature = j.armature if prof.armature else 0.0
     for act in spec.actuators:

@@ -35,6 +35,11 @@ class PhysicsProfile:
     substeps: int              # physics steps per control tick (timestep * substeps = CONTROL_PERIOD_S)
     pd: str                    # PD_PYTHON: torque motors, PD per physics step in Python; PD_ACTUATOR: in MuJoCo
     armature: bool = True      # per-motor armature of g1_description.robot
+    #: MuJoCo integrator ("" = the Menagerie model's implicitfast). actuator_200hz uses Euler: with the
+    #: actuators' -kd dq term integrated implicitly (implicitfast / implicit) the G1 standing on its feet
+    #: with the STAND gains oscillates (wrists, shoulders, ankles) and falls within ~4 s at 5 ms steps;
+    #: with Euler (and with the PD in Python under implicitfast) it stands (measured, README)
+    integrator: str = ""
 
     @property
     def rate_hz(self) -> float:
@@ -51,7 +56,7 @@ class PhysicsProfile:
 PROFILES: dict[str, PhysicsProfile] = {
     p.name: p for p in (
         PhysicsProfile("drivers_500hz", 0.002, 10, PD_PYTHON),
-        PhysicsProfile("actuator_200hz", 0.005, 4, PD_ACTUATOR),
+        PhysicsProfile("actuator_200hz", 0.005, 4, PD_ACTUATOR, integrator="euler"),
     )
 }
 DEFAULT_PROFILE = "drivers_500hz"
