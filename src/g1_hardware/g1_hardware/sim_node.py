@@ -456,7 +456,7 @@ class SimNode(Node):
         sim_s = self.sim.tick * robot.CONTROL_PERIOD_S
         lateness_ms = np.array(self.stats.lateness_s) * 1e3
         out = {
-            "mode": self.mode, "ticks": self.sim.tick, "sim_time_s": sim_s, "wall_s": wall,
+            "mode": self.mode, "physics_profile": self.sim.profile.name, "ticks": self.sim.tick, "sim_time_s": sim_s, "wall_s": wall,
             "real_time_factor": sim_s / wall if wall > 0 else None,
             "state_sha256": hashlib.sha256(self.sim.state_bytes()).hexdigest(),
             "joint_positions": self.sim.joint_positions.tolist(),
