@@ -43,15 +43,16 @@ def timed_learn(runner, iterations: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--num-envs", type=int, default=32)
-    ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--iterations", type=int, default=3, help="PPO iterations per variant (after a warm-up one)")
     ap.add_argument("--steps", type=int, default=24, help="rollout steps per env and iteration")
     ap.add_argument("--motions", default=str(ROOT.parent / "shared/data/motions/g1_moves/dance"))
     ap.add_argument("--max-clips", type=int, default=4)
     ap.add_argument("--warp-device", default="cpu", help="device of the MuJoCo-Warp measurement (cpu, cuda:0, auto)")
     ap.add_argument("--warp-num-envs", type=int, default=0, help="envs of the warp measurement (0 = --num-envs)")
     ap.add_argument("--skip-warp", action="store_true", help="do not measure the MuJoCo-Warp backend")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the old/new comparison")
-    ap.add_argument("--env-steps", type=int, default=50, help="control steps per raw env measurement")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds of the old/new env comparison")
+    ap.add_argument("--slice", type=int, default=10, help="control steps per variant and round")
+    ap.add_argument("--env-steps", type=int, default=50, help="control steps of the warp measurement")
     ap.add_argument("--skip-teacher", action="store_true", help="raw env stepping only in the comparison")
     ap.add_argument("--skip-students", action="store_true", help="do not measure the DAgger students")
     args = ap.parse_args()
@@ -81,8 +82,8 @@ def main() -> None:
         return c
 
     def env_rate(c: TrainCfg, context: bool) -> tuple[float, float]:
-        """Whole TrackingEnv steps (physics, observations, rewards, terminations, resets) with zero actions,
-        and the same steps counting only the time in the backend's step."""
+        """Whole TrackingEnv steps with zero actions, and the same steps counting only the backend's step
+        (used for the warp measurement; the old/new comparison interleaves its envs instead)."""
         e = TrackingEnv(c.env, motions)
         e.keep_context = context
         zeros = np.zeros((c.env.num_envs, 29))
@@ -102,49 +103,77 @@ def main() -> None:
         steps = n * c.env.num_envs
         return round(steps / (time.perf_counter() - t0), 1), round(steps / physics_s[0], 1)
 
-    def teacher_rate(c: TrainCfg, context: bool) -> tuple[float, float, float]:
-        """PPO teacher iterations (rollout with the MoE actor, then the update): env steps/s."""
-        env, venv = make_env(c, with_context=False)
-        env.keep_context = context  # the old code built the Transformer window although nothing read it
-        with contextlib.redirect_stdout(io.StringIO()):  # rsl-rl prints the networks
-            runner = OnPolicyRunner(venv, teacher_runner_cfg(c), log_dir=None, device="cpu")
-        t = timed_learn(runner, args.iterations)
-        steps = c.env.num_envs * args.steps
-        collect = float(np.mean([x["collect_s"] for x in t]))
-        learn = float(np.mean([x["learn_s"] for x in t]))
-        return round(steps / collect, 1), round(steps / (collect + learn), 1), round(learn, 3)
-
-    # 1. old vs new, end to end, interleaved rounds on the same (shared) machine. "old" = the code before
-    # the batch backend: C-MuJoCo, drivers_500hz, the Transformer context built every step.
+    # 1. old vs new, end to end. "old" = the code before the batch backend: C-MuJoCo, drivers_500hz, the
+    # Transformer context built every step although nothing read it. The machine is shared, so the
+    # variants are interleaved finely (a slice of `--slice` control steps each, in turn, for `--rounds`
+    # rounds; PPO: one iteration each, in turn): every variant sees the same load, and the ratios hold
+    # even when the absolute rates swing with the neighbours' work.
     variants = {
         "old_c_mujoco": ("mujoco", "drivers_500hz", True),
         "c_mujoco_no_context": ("mujoco", "drivers_500hz", False),
         "batch_drivers_500hz": ("batch", "drivers_500hz", False),
         "new_batch_actuator_200hz": ("batch", "actuator_200hz", False),
     }
-    teacher_variants = ("old_c_mujoco", "new_batch_actuator_200hz")
-    rates: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
-    for r in range(args.rounds):
-        for name, (backend, profile, context) in variants.items():
+    envs, wall, cpu, phys = {}, {}, {}, {}
+    for name, (backend, profile, context) in variants.items():
+        e = TrackingEnv(variant_cfg(backend, profile).env, motions)
+        e.keep_context = context
+        e.step(np.zeros((args.num_envs, 29)))  # warm-up
+        envs[name], wall[name], cpu[name], phys[name] = e, 0.0, 0.0, 0.0
+
+        def timed(*a, _step=e.physics.step, _name=name):
+            t = time.perf_counter()
+            _step(*a)
+            phys[_name] += time.perf_counter() - t
+
+        e.physics.step = timed
+    zeros = np.zeros((args.num_envs, 29))
+    for _ in range(args.rounds):
+        for name, e in envs.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(args.slice):
+                e.step(zeros)
+            wall[name] += time.perf_counter() - t0
+            cpu[name] += time.process_time() - c0
+    steps = args.rounds * args.slice * args.num_envs
+    for name in variants:
+        results[f"{name}_env_steps_per_s"] = round(steps / wall[name], 1)
+        results[f"{name}_physics_env_steps_per_s"] = round(steps / phys[name], 1)
+        results[f"{name}_cpu_ms_per_env_step"] = round(1e3 * cpu[name] / steps, 3)
+        print(f"{name:26s} TrackingEnv {steps / wall[name]:8.1f} env steps/s (its physics alone "
+              f"{steps / phys[name]:8.1f}), {1e3 * cpu[name] / steps:.3f} CPU-ms per env step (all threads)")
+    del envs
+    if not args.skip_teacher:
+        runners = {}
+        for name in ("old_c_mujoco", "new_batch_actuator_200hz"):
+            backend, profile, context = variants[name]
             c = variant_cfg(backend, profile)
-            env_s, phys_s = env_rate(c, context)
-            got = {"env_steps_per_s": env_s, "physics_env_steps_per_s": phys_s}
-            if name in teacher_variants and not args.skip_teacher:
-                roll, overall, upd = teacher_rate(c, context)
-                got.update(teacher_rollout_env_steps_per_s=roll, teacher_env_steps_per_s_incl_update=overall,
-                           teacher_update_s=upd)
-            for k, v in got.items():
-                rates[name].setdefault(k, []).append(v)
-            print(f"round {r + 1} {name:26s} " + ", ".join(f"{k} {v}" for k, v in got.items()))
-    for name, d in rates.items():
-        for k, v in d.items():
-            results[f"{name}_{k}"] = round(float(np.median(v)), 1)
-    old, new = rates["old_c_mujoco"], rates["new_batch_actuator_200hz"]
-    for k in new:
-        if k in old and k.endswith("_per_s"):  # per-round ratios (same minute of the shared machine), then their median
-            ratio = float(np.median([b / a for a, b in zip(old[k], new[k])]))
+            env, venv = make_env(c, with_context=False)
+            env.keep_context = context  # the old code built the Transformer window although nothing read it
+            with contextlib.redirect_stdout(io.StringIO()):  # rsl-rl prints the networks
+                runners[name] = OnPolicyRunner(venv, teacher_runner_cfg(c), log_dir=None, device="cpu")
+            timed_learn(runners[name], 1)  # warm-up iteration
+        it_times: dict[str, list] = {k: [] for k in runners}
+        for _ in range(args.iterations):
+            for name, runner in runners.items():
+                it_times[name] += timed_learn(runner, 1)
+        ppo_steps = args.num_envs * args.steps
+        for name, t in it_times.items():
+            collect = float(np.sum([x["collect_s"] for x in t]))
+            learn = float(np.sum([x["learn_s"] for x in t]))
+            results[f"{name}_teacher_rollout_env_steps_per_s"] = round(len(t) * ppo_steps / collect, 1)
+            results[f"{name}_teacher_env_steps_per_s_incl_update"] = round(len(t) * ppo_steps / (collect + learn), 1)
+            results[f"{name}_teacher_update_s"] = round(learn / len(t), 3)
+            print(f"{name:26s} PPO teacher: rollout {results[f'{name}_teacher_rollout_env_steps_per_s']} env "
+                  f"steps/s, with the update {results[f'{name}_teacher_env_steps_per_s_incl_update']} env steps/s "
+                  f"(update {learn / len(t):.2f} s per iteration)")
+        del runners
+    for k in [k[len("new_batch_actuator_200hz_"):] for k in results if k.startswith("new_batch_actuator_200hz_")]:
+        old_v, new_v = results.get(f"old_c_mujoco_{k}"), results[f"new_batch_actuator_200hz_{k}"]
+        if old_v and ("per_s" in k or "cpu_ms" in k):
+            ratio = new_v / old_v if "per_s" in k else old_v / new_v  # cpu: old CPU per step / new
             results[f"ratio_new_over_old_{k}"] = round(ratio, 2)
-            print(f"new / old {k}: {ratio:.2f}x (median of {args.rounds} rounds)")
+            print(f"new / old {k}: {ratio:.2f}x" + (" (fewer CPU-seconds per env step)" if "cpu" in k else ""))
 
     # 1b. MuJoCo-Warp on a flat floor (its own device), for comparison
     if not args.skip_warp:
