@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import gc
 import io
 import json
 import os
@@ -114,22 +115,28 @@ def main() -> None:
         "batch_drivers_500hz": ("batch", "drivers_500hz", False),
         "new_batch_actuator_200hz": ("batch", "actuator_200hz", False),
     }
-    envs, wall, cpu, phys = {}, {}, {}, {}
-    for name, (backend, profile, context) in variants.items():
-        e = TrackingEnv(variant_cfg(backend, profile).env, motions)
-        e.keep_context = context
-        e.step(np.zeros((args.num_envs, 29)))  # warm-up
-        envs[name], wall[name], cpu[name], phys[name] = e, 0.0, 0.0, 0.0
+    # one env per (backend, profile): the two C-MuJoCo variants share theirs (randomised C-MuJoCo holds an
+    # 80 MB model copy per env), switching only whether it builds the context
+    envs: dict = {}
+    wall, cpu, phys = ({v: 0.0 for v in variants} for _ in range(3))
+    active = [None]
+    for backend, profile, _ in variants.values():
+        if (backend, profile) not in envs:
+            e = TrackingEnv(variant_cfg(backend, profile).env, motions)
+            e.step(np.zeros((args.num_envs, 29)))  # warm-up
 
-        def timed(*a, _step=e.physics.step, _name=name):
-            t = time.perf_counter()
-            _step(*a)
-            phys[_name] += time.perf_counter() - t
+            def timed(*a, _step=e.physics.step):
+                t = time.perf_counter()
+                _step(*a)
+                phys[active[0]] += time.perf_counter() - t
 
-        e.physics.step = timed
+            e.physics.step = timed
+            envs[backend, profile] = e
     zeros = np.zeros((args.num_envs, 29))
     for _ in range(args.rounds):
-        for name, e in envs.items():
+        for name, (backend, profile, context) in variants.items():
+            e, active[0] = envs[backend, profile], name
+            e.keep_context = context
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(args.slice):
                 e.step(zeros)
@@ -142,7 +149,8 @@ def main() -> None:
         results[f"{name}_cpu_ms_per_env_step"] = round(1e3 * cpu[name] / steps, 3)
         print(f"{name:26s} TrackingEnv {steps / wall[name]:8.1f} env steps/s (its physics alone "
               f"{steps / phys[name]:8.1f}), {1e3 * cpu[name] / steps:.3f} CPU-ms per env step (all threads)")
-    del envs
+    del envs, e
+    gc.collect()  # the C-MuJoCo env's model copies (80 MB per env) go before the PPO runners build theirs
     if not args.skip_teacher:
         runners = {}
         for name in ("old_c_mujoco", "new_batch_actuator_200hz"):
@@ -167,7 +175,8 @@ def main() -> None:
             print(f"{name:26s} PPO teacher: rollout {results[f'{name}_teacher_rollout_env_steps_per_s']} env "
                   f"steps/s, with the update {results[f'{name}_teacher_env_steps_per_s_incl_update']} env steps/s "
                   f"(update {learn / len(t):.2f} s per iteration)")
-        del runners
+        del runners, env, venv
+        gc.collect()
     for k in [k[len("new_batch_actuator_200hz_"):] for k in results if k.startswith("new_batch_actuator_200hz_")]:
         old_v, new_v = results.get(f"old_c_mujoco_{k}"), results[f"new_batch_actuator_200hz_{k}"]
         if old_v and ("per_s" in k or "cpu_ms" in k):
