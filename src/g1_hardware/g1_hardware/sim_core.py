@@ -2,10 +2,15 @@
 
 No ROS in here: the nodes are thin shells over :class:`MujocoG1`, and unit tests call it directly.
 
-What it models, per control tick (50 Hz) = ``PHYSICS_STEPS_PER_TICK`` physics steps (500 Hz):
+What it models, per control tick (50 Hz) = the physics profile's substeps (``g1_description.physics``,
+``SimConfig.physics_profile``; ``drivers_500hz``, the default: 10 x 2 ms; ``actuator_200hz``: 4 x 5 ms,
+the setting policies trained with the fast training backend and mjlab use):
 - the G1's motor drivers: tau = kp*(q_des - q) + kd*(dq_des - dq) + tau_ff on the latest command, at
-  every physics step, scaled by the motor's strength and clipped to its effort limit;
-- action latency: a command takes effect ``action_latency_steps`` physics steps after it is set;
+  every physics step, scaled by the motor's strength and clipped to its effort limit - computed here in
+  Python (drivers_500hz) or by MuJoCo's position actuators (actuator_200hz: gains and target written
+  into the model when a command becomes active, force clamped by ``actuator_forcerange``);
+- action latency: a command takes effect ``action_latency_steps`` x 2 ms after it is set (rounded to
+  whole physics steps of the profile);
 - the pelvis IMU as the robot reports it (orientation, body-frame gyro, body-frame specific force);
 - ground truth for evaluation (pelvis pose/twist, key-body positions), never for the policy;
 - pushes (a velocity kick of the pelvis) and seeded domain randomisation of friction, mass, strength.
@@ -22,8 +27,11 @@ import mujoco
 import numpy as np
 
 from g1_description import mjcf, robot
+from g1_description import physics as physics_profiles
 
-PHYSICS_STEPS_PER_TICK = int(round(robot.CONTROL_PERIOD_S / robot.PHYSICS_DT_S))  # 10
+#: physics steps per control tick of the default profile (drivers_500hz: 10); a MujocoG1's own profile
+#: is ``sim.profile`` (``sim.profile.substeps``, ``sim.profile.timestep_s``)
+PHYSICS_STEPS_PER_TICK = physics_profiles.get_profile(physics_profiles.DEFAULT_PROFILE).substeps
 _FREE_QPOS = 7  # floating base: position (3) + quaternion wxyz (4)
 _FREE_QVEL = 6  # floating base: linear velocity (world) + angular velocity (body)
 _FIELDS = ("position", "velocity", "kp", "kd", "effort")
@@ -122,7 +130,8 @@ class Randomization:
 @dataclass(frozen=True)
 class SimConfig:
     seed: int = 0
-    action_latency_steps: int = 0  # physics steps (2 ms each) between setting a command and its effect
+    action_latency_steps: int = 0  # 2 ms units between setting a command and its effect (profile-rounded)
+    physics_profile: str = physics_profiles.DEFAULT_PROFILE  # g1_description.physics
     randomization: Randomization = field(default_factory=Randomization)
     limits: CommandLimits = field(default_factory=CommandLimits)
 
@@ -149,7 +158,10 @@ class MujocoG1:
     def __init__(self, config: SimConfig = SimConfig(), warn: Callable[[str], None] | None = None):
         self.config = config
         self._warn = warn or log.warning
-        self.model = mjcf.build_sim_model()
+        self.profile = physics_profiles.get_profile(config.physics_profile)
+        self._actuator_pd = self.profile.pd == physics_profiles.PD_ACTUATOR
+        self._latency_steps = int(self.profile.delay_steps(config.action_latency_steps))
+        self.model = mjcf.build_sim_model(profile=self.profile)
         self.data = mujoco.MjData(self.model)
         self._check_layout()
         self._imu_site = self.model.site(robot.IMU_SITE).id
@@ -160,6 +172,10 @@ class MujocoG1:
         self.motor_strength = np.ones(robot.NUM_JOINTS)
         self._randomize(np.random.default_rng(config.seed))
         self._effort_limit = robot.EFFORT_LIMIT * self.motor_strength
+        if self._actuator_pd:
+            self.model.actuator_forcerange[:, 0], self.model.actuator_forcerange[:, 1] = \
+                -self._effort_limit, self._effort_limit
+        self._gains_of: MotorCommand | None = None  # the command whose PD the actuators hold
         self.command = MotorCommand.damping()
         self._pending: deque[tuple[int, MotorCommand]] = deque()
         self.physics_step_count = 0
@@ -252,7 +268,7 @@ class MujocoG1:
 
     def set_command(self, command: MotorCommand) -> None:
         """Queue ``command``; it replaces the active one after the configured action latency."""
-        effective = self.physics_step_count + self.config.action_latency_steps
+        effective = self.physics_step_count + self._latency_steps
         self._pending.append((effective, command))
 
     def apply_command(self, names: Sequence[str], fields: dict[str, Sequence[float]]) -> bool:
@@ -276,16 +292,21 @@ class MujocoG1:
     # --- stepping ---------------------------------------------------------------------------------
 
     def step_physics(self) -> None:
-        """One 2 ms physics step with the motor PD on the active command."""
+        """One physics step (the profile's ``timestep_s``) with the motor PD on the active command."""
         while self._pending and self._pending[0][0] <= self.physics_step_count:
             self.command = self._pending.popleft()[1]
-        self.data.ctrl[:] = self._pd_torque()
-        mujoco.mj_step(self.model, self.data)
+        if self._actuator_pd:
+            self._actuator_command()
+            mujoco.mj_step(self.model, self.data)
+            self.last_torque = self.data.actuator_force.copy()
+        else:
+            self.data.ctrl[:] = self._pd_torque()
+            mujoco.mj_step(self.model, self.data)
         self.physics_step_count += 1
 
     def step_tick(self) -> None:
-        """One control tick (20 ms): ``PHYSICS_STEPS_PER_TICK`` physics steps."""
-        for _ in range(PHYSICS_STEPS_PER_TICK):
+        """One control tick (20 ms): the profile's ``substeps`` physics steps."""
+        for _ in range(self.profile.substeps):
             self.step_physics()
         self.finish_tick()
 
@@ -295,6 +316,19 @@ class MujocoG1:
         # recompute them so that what is published for this tick is the state at this tick.
         mujoco.mj_forward(self.model, self.data)
         self.tick += 1
+
+    def _actuator_command(self) -> None:
+        """The drivers' PD as position actuators: force = kp q* + (kd dq* + tau_ff) - kp q - kd dq, all
+        scaled by the motor strength (the force range is the strength-scaled effort limit)."""
+        c = self.command
+        if c is not self._gains_of:
+            st, m = self.motor_strength, self.model
+            m.actuator_gainprm[:, 0] = c.kp * st
+            m.actuator_biasprm[:, 0] = (c.kd * c.velocity + c.effort) * st
+            m.actuator_biasprm[:, 1] = -c.kp * st
+            m.actuator_biasprm[:, 2] = -c.kd * st
+            self._gains_of = c
+        self.data.ctrl[:] = c.position  # every step: a reset clears ctrl
 
     def _pd_torque(self) -> np.ndarray:
         c, d = self.command, self.data

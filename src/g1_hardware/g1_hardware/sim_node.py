@@ -37,10 +37,10 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
 from g1_common import conversions, shutdown, ticks, topics
+from g1_description import physics as physics_profiles
 from g1_description import robot
 from g1_common.shutdown import RCLError, interrupted
-from g1_hardware.sim_core import (COMMAND_TIMEOUT_S, PHYSICS_STEPS_PER_TICK, CommandLimits, MotorCommand,
-                                  MujocoG1, Randomization, SimConfig)
+from g1_hardware.sim_core import COMMAND_TIMEOUT_S, CommandLimits, MotorCommand, MujocoG1, Randomization, SimConfig
 from g1_interfaces.msg import JointCommand, KeyBodyPositions
 from g1_interfaces.srv import PushRobot, ResetSim, StepSim
 
@@ -48,13 +48,14 @@ _CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)  # fits
 
 PARAMETERS = {
     "mode": "lockstep",                    # "lockstep" | "realtime"
-    "physics_rate_hz": 500.0,              # checked against the model (the PD rate of the G1's drivers)
+    "physics_profile": "drivers_500hz",    # g1_description.physics: drivers_500hz | actuator_200hz
+    "physics_rate_hz": 0.0,                # 0: the profile's; else checked against it
     "control_rate_hz": 50.0,               # checked against g1_description (publishing rate)
     "seed": 0,
     "initial_pose": "stand",               # "stand" | "keyframe:<name>"
     "initial_joint_positions": Parameter.Type.DOUBLE_ARRAY,  # SDK order; unset = default pose
     "initial_command": "damping",          # "damping" (like the robot) | "stand" (hold with STAND gains)
-    "action_latency_steps": 0,             # physics steps (2 ms) between a command and its effect
+    "action_latency_steps": 0,             # 2 ms units between a command and its effect (profile-rounded)
     "randomize": False,
     "friction_scale": [0.7, 1.3],
     "mass_scale": [0.9, 1.1],
@@ -151,16 +152,22 @@ class SimNode(Node):
 
     @staticmethod
     def _check_rates(p) -> None:
-        if abs(p["physics_rate_hz"] * robot.PHYSICS_DT_S - 1.0) > 1e-9 or \
-                abs(p["control_rate_hz"] * robot.CONTROL_PERIOD_S - 1.0) > 1e-9:
+        try:
+            prof = physics_profiles.get_profile(p["physics_profile"])
+        except robot.DescriptionError as exc:
+            raise ValueError(f"parameter physics_profile: {exc}") from None
+        physics_ok = not p["physics_rate_hz"] or abs(p["physics_rate_hz"] * prof.timestep_s - 1.0) < 1e-9
+        if not physics_ok or abs(p["control_rate_hz"] * robot.CONTROL_PERIOD_S - 1.0) > 1e-9:
             raise ValueError(f"rates physics_rate_hz={p['physics_rate_hz']}, control_rate_hz="
-                             f"{p['control_rate_hz']} differ from g1_description ({1 / robot.PHYSICS_DT_S:g}, "
-                             f"{robot.CONTROL_RATE_HZ:g} Hz); the whole stack shares those, change them there")
+                             f"{p['control_rate_hz']} differ from physics profile {prof.name} and g1_description "
+                             f"({prof.rate_hz:g}, {robot.CONTROL_RATE_HZ:g} Hz); choose the profile with "
+                             "physics_profile (0 = its rate); the control rate is the whole stack's")
 
     @staticmethod
     def _sim_config(p) -> SimConfig:
         return SimConfig(
             seed=int(p["seed"]), action_latency_steps=int(p["action_latency_steps"]),
+            physics_profile=p["physics_profile"],
             randomization=Randomization(bool(p["randomize"]), tuple(p["friction_scale"]),
                                         tuple(p["mass_scale"]), tuple(p["motor_strength_scale"])),
             limits=CommandLimits(float(p["kp_max"]), float(p["kd_max"])))
@@ -442,10 +449,11 @@ class SimNode(Node):
         return self._command_for_tick
 
     def run_realtime(self, executor) -> None:
-        """500 Hz absolute-deadline loop; publishes every 10th step (the end of a control tick)."""
+        """Absolute-deadline loop at the profile's physics rate (drivers_500hz: 500 Hz); publishes at the end
+        of every control tick (every ``substeps``-th step)."""
         if self.params["realtime_wait_for_peers"]:
             self.wait_for_peers(executor)
-        period_s = robot.PHYSICS_DT_S
+        period_s, substeps = self.sim.profile.timestep_s, self.sim.profile.substeps
         self.stats.started_wall = next_deadline = time.monotonic()
         step_in_tick = 0
         while shutdown.ok() and not self._done():
@@ -465,7 +473,7 @@ class SimNode(Node):
             self._check_command_timeout(time.monotonic())
             self.sim.step_physics()
             step_in_tick += 1
-            if step_in_tick == PHYSICS_STEPS_PER_TICK:
+            if step_in_tick == substeps:
                 step_in_tick = 0
                 self.sim.finish_tick()
                 self.publish_state(self.get_clock().now().to_msg())
@@ -485,7 +493,7 @@ class SimNode(Node):
         sim_s = self.sim.tick * robot.CONTROL_PERIOD_S
         lateness_ms = np.array(self.stats.lateness_s) * 1e3
         out = {
-            "mode": self.mode, "ticks": self.sim.tick, "sim_time_s": sim_s, "wall_s": wall,
+            "mode": self.mode, "physics_profile": self.sim.profile.name, "ticks": self.sim.tick, "sim_time_s": sim_s, "wall_s": wall,
             "real_time_factor": sim_s / wall if wall > 0 else None,
             "state_sha256": hashlib.sha256(self.sim.state_bytes()).hexdigest(),
             "joint_positions": self.sim.joint_positions.tolist(),

@@ -57,8 +57,12 @@ class RandomizationCfg:
     push_interval_s: tuple[float, float] = (3.0, 6.0)
     push_vel_mps: float = 0.5                           # max xy velocity kick of the pelvis
     gravity_tilt_rad: float = 0.05                      # gravity direction tilt (emulates slopes)
-    terrain_height_m: float = 0.03                      # max bump height of the per-env heightfield
-    action_delay_steps: tuple[int, int] = (0, 10)       # physics steps (2 ms) before a target acts
+    #: max bump height of a per-env heightfield (0 = flat). Needs per-env model copies: env.backend mujoco
+    #: only (batch shares one model, warp one hfield; both refuse a config with terrain)
+    terrain_height_m: float = 0.0
+    #: 2 ms units (the drivers' PD period) before a new target acts; a physics profile with longer steps
+    #: rounds it to its own steps (actuator_200hz: 5 ms), at most one control tick
+    action_delay_steps: tuple[int, int] = (0, 10)
     init_joint_noise_rad: float = 0.05
 
 
@@ -121,10 +125,19 @@ class EnvCfg:
     #: robot.KP/KD (armature-derived), "stand" = robot.STAND_KP/STAND_KD (the stiff gains the policy node
     #: stands with and the pass-through baseline uses; within the contract's limits).
     gains: str = "tracking"
-    #: physics backend (g1_train.physics): "mujoco" = C-MuJoCo, one MjData per env in a Python loop (the
-    #: fastest on few-core CPU machines); "warp" = MuJoCo-Warp, one world per env, PD on the device and
-    #: graph-captured substeps (GPUs: thousands of envs). Observations, rewards, terminations are shared.
-    backend: str = "mujoco"
+    #: physics backend (g1_train.physics): "batch" = MuJoCo 4's mujoco.batch, one MjModel for all envs,
+    #: per-env randomised fields, stepped on a C++ thread pool over the CPU cores (the fastest on CPUs);
+    #: "mujoco" = C-MuJoCo, one MjData (+ one 80 MB MjModel copy when randomised) per env in a Python
+    #: loop (the only one with per-env heightfield terrain); "warp" = MuJoCo-Warp, one world per env, PD on
+    #: the device and graph-captured substeps (GPUs). Observations, rewards, terminations are shared.
+    backend: str = "batch"
+    #: physics profile (g1_description.physics): "" = the backend's default (batch: actuator_200hz =
+    #: 4 x 5 ms steps, PD in MuJoCo position actuators, the mjlab/BeyondMimic setting; mujoco and warp:
+    #: drivers_500hz = 10 x 2 ms steps, PD in Python like the sim node's default). The batch backend
+    #: runs both; mujoco and warp only drivers_500hz. Written into the exported artifact's provenance.
+    physics_profile: str = ""
+    #: threads of the batch backend (0 = the CPU cores this process may use / torchrun's local ranks)
+    batch_threads: int = 0
     #: warp device: "auto" = cuda:<LOCAL_RANK or 0> when warp sees a CUDA device, else "cpu"; or e.g. "cuda:1"
     warp_device: str = "auto"
     #: MuJoCo-Warp buffer sizes per world (0 = this workspace's defaults: 64 contacts, 256 constraint

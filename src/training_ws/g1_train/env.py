@@ -3,14 +3,16 @@
 The MDP terms below (observations, rewards, terminations, resets, randomisation draws) work on plain
 state arrays with a leading env axis, gathered from the simulator once per control step
 (:class:`RobotStateBatch`); the simulator is touched only through :mod:`g1_train.physics`
-(``env.backend``: ``mujoco`` = C-MuJoCo, the default on CPU machines, or ``warp`` = MuJoCo-Warp, one
-world per env, for GPUs), so both backends reuse the same terms - they are single-sourced. The
-deployment observation is not even defined here: it is ``g1_tracker_policy.observation.compute_observation``,
-the function the policy node runs.
+(``env.backend``: ``batch`` = MuJoCo 4's mujoco.batch, the default; ``mujoco`` = C-MuJoCo, one MjData
+per env; ``warp`` = MuJoCo-Warp, one world per env, for GPUs), so all backends reuse the same terms - they
+are single-sourced. The deployment observation is not even defined here: it is
+``g1_tracker_policy.observation.compute_observation``, the function the policy node runs.
 
-One control step (50 Hz) = 10 physics steps (500 Hz) with the motor PD of the G1 drivers
-(tau = strength * (kp (q* - q) - kd dq), clipped to the effort limit), like ``g1_hardware.sim_core``:
-the policy outputs joint targets q* = base + action_scale * action, base = the default pose or the
+One control step (50 Hz) = the physics profile's substeps (``g1_description.physics``, the profiles the
+sim node runs too: ``actuator_200hz`` 4 x 5 ms with the PD in MuJoCo's position actuators, or
+``drivers_500hz`` 10 x 2 ms with the PD in Python) of the G1 drivers' PD (tau = strength * (kp (q* - q)
+- kd dq), clipped to the effort limit), like ``g1_hardware.sim_core``: the policy outputs joint targets
+q* = base + action_scale * action, base = the default pose or the
 reference's next frame (the artifact's ``action_base``), with the gains of ``g1_description.robot``.
 """
 
@@ -22,6 +24,7 @@ import mujoco
 import numpy as np
 
 from g1_description import mjcf, robot
+from g1_description import physics as physics_profiles
 from g1_tracker_policy import contract
 from g1_tracker_policy import observation as obs_lib
 from motion_server.motion import FrameBatch
@@ -30,7 +33,7 @@ from .config import EnvCfg
 from .motions import MotionSet
 from .physics import NQ0 as _NQ0
 from .physics import NV0 as _NV0
-from .physics import make_physics
+from .physics import delay_in_steps, make_physics, resolve_profile
 from .sampling import AdaptiveSampler
 
 TERRAIN_HALF_SIZE_M = 12.0
@@ -57,10 +60,11 @@ def pd_gains(cfg: EnvCfg) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"env.gains {cfg.gains!r}: expected one of {GAINS}")
 
 
-def build_train_model(terrain_height_m: float) -> mujoco.MjModel:
-    """The simulator's model (``mjcf.build_sim_spec``: torque motors, per-motor armature, 500 Hz) plus a
-    heightfield for terrain-height randomisation (flat while its data is zero)."""
-    spec = mjcf.build_sim_spec(scene=True)
+def build_train_model(terrain_height_m: float, profile: str = physics_profiles.DEFAULT_PROFILE) -> mujoco.MjModel:
+    """The simulator's model (``mjcf.build_sim_spec`` with the physics profile: its time step, torque motors
+    or position actuators, per-motor armature) plus a heightfield for terrain-height randomisation (flat
+    while its data is zero)."""
+    spec = mjcf.build_sim_spec(scene=True, profile=profile)
     if terrain_height_m > 0:
         hfield = spec.add_hfield(name="terrain", size=[TERRAIN_HALF_SIZE_M, TERRAIN_HALF_SIZE_M, terrain_height_m,
                                                         0.05], nrow=TERRAIN_RES, ncol=TERRAIN_RES)
@@ -115,7 +119,8 @@ class TrackingEnv:
         self.offsets = np.array((1,) + tuple(self.obs_cfg.future_offsets))  # frame 0 = next frame
         self.dt = robot.CONTROL_PERIOD_S
         dr = cfg.randomization
-        self.base_model = build_train_model(dr.terrain_height_m if dr.enabled else 0.0)
+        self.profile = resolve_profile(cfg)  # g1_description.physics: dt, substeps, where the PD runs
+        self.base_model = build_train_model(dr.terrain_height_m if dr.enabled else 0.0, self.profile.name)
         self.terrain = bool(self.base_model.nhfield)
         # The simulator (env.backend): per-env friction, masses, gravity and terrain when randomised.
         self.physics = make_physics(cfg, self.base_model, motions.key_body_names)
@@ -145,6 +150,9 @@ class TrackingEnv:
         self.context_len = cfg.observation.student_context
         self.context = np.zeros((n, self.context_len, self.obs_cfg.size), dtype=np.float32)
         self.context_steps = np.zeros(n, dtype=np.int64)
+        #: build ``policy_context`` every step (only a Transformer student reads it: RslRlTrackingEnv turns it
+        #: off otherwise; copying the (N, C, D) window cost ~40% of the host MDP time)
+        self.keep_context = True
         self.episode_sums: dict[str, np.ndarray] = {}
         self.reset(np.ones(n, dtype=bool))
         self.obs = self._observe()
@@ -255,7 +263,8 @@ class TrackingEnv:
         new_target = self.action_base() + self.cfg.action_scale * self.action
         dr = self.cfg.randomization
         # 10 physics steps of the drivers' PD; the first `delay` of them still act on the previous target
-        self.physics.step(new_target, self.target, self.delay, self.strength, self.kp, self.kd, self.effort)
+        self.physics.step(new_target, self.target, delay_in_steps(self.delay, self.profile), self.strength, self.kp,
+                          self.kd, self.effort)
         self.target[:] = new_target
         if dr.enabled:
             self.push_timer -= self.dt
@@ -310,12 +319,14 @@ class TrackingEnv:
             joint_pos=s.joint_pos, joint_vel=s.joint_vel, last_action=self.action,
             ref_root_pos=ref.root_pos, ref_root_quat_wxyz=ref.root_quat_wxyz, ref_root_lin_vel=ref.root_lin_vel,
             ref_root_ang_vel=ref.root_ang_vel, ref_joint_pos=ref.joint_pos, ref_key_body_pos=ref.key_body_pos)
-        self.context[:, :-1] = self.context[:, 1:]
-        self.context[:, -1] = policy
-        self.context_steps += 1
-        return {"policy": policy, "privileged": self.privileged(ref),
-                "policy_context": self.context.copy(),
-                "context_len": np.minimum(self.context_steps, self.context_len)[:, None].astype(np.float32)}
+        obs = {"policy": policy, "privileged": self.privileged(ref)}
+        if self.keep_context:
+            self.context[:, :-1] = self.context[:, 1:]
+            self.context[:, -1] = policy
+            self.context_steps += 1
+            obs["policy_context"] = self.context.copy()
+            obs["context_len"] = np.minimum(self.context_steps, self.context_len)[:, None].astype(np.float32)
+        return obs
 
     def privileged(self, ref: ReferenceBatch) -> np.ndarray:
         """What only the simulator knows: true velocities, tracking errors, randomised physics."""

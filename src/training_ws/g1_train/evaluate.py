@@ -1,6 +1,8 @@
 """Evaluate an exported policy artifact in plain MuJoCo, with the stack's own pieces end to end:
 
-- the simulator core of the sim node (``g1_hardware.sim_core.MujocoG1``: 500 Hz physics, motor PD),
+- the simulator core of the sim node (``g1_hardware.sim_core.MujocoG1``: motor PD, with the physics
+  profile the artifact was trained with - its provenance's ``physics_profile``, drivers_500hz when it
+  names none - or the one given),
 - the policy node's controller (``g1_tracker_policy.controllers.PolicyController``: contract loader,
   deployment observation builder, ONNX Runtime runner) - or the pass-through baseline,
 - the evaluator's metrics (``g1_bringup.metrics.compute_metrics``: success, completion, E_mpkpe,
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from g1_bringup.metrics import TrackingRecord, compute_metrics
+from g1_description import physics as physics_profiles
 from g1_description import robot
 from g1_hardware.sim_core import MotorCommand, MujocoG1, SimConfig
 from g1_tracker_policy import contract
@@ -41,9 +44,10 @@ def _window(ms: MotionSet, c: int, frame: int, offsets: tuple[int, ...]) -> Refe
         clip_duration_s=last * robot.CONTROL_PERIOD_S, state=2)
 
 
-def run_clip(controller, ms: MotionSet, c: int, offsets: tuple[int, ...], max_s: float | None = None) -> dict:
+def run_clip(controller, ms: MotionSet, c: int, offsets: tuple[int, ...], max_s: float | None = None,
+             physics_profile: str = physics_profiles.DEFAULT_PROFILE) -> dict:
     """Track clip ``c``; returns per-tick arrays for a TrackingRecord."""
-    sim = MujocoG1(SimConfig())
+    sim = MujocoG1(SimConfig(physics_profile=physics_profile))
     g0 = ms.start[c]
     sim.reset_to(ms.root_pos[g0], ms.root_quat_wxyz[g0], ms.joint_pos[g0])
     rot = np.empty(9)
@@ -87,17 +91,22 @@ def run_clip(controller, ms: MotionSet, c: int, offsets: tuple[int, ...], max_s:
     return rows
 
 
-def evaluate(artifact_path: str | Path | None, ms: MotionSet, max_s: float | None = None) -> dict:
-    """Metrics of an artifact (or, with ``None``, of the pass-through baseline) on every clip of ``ms``."""
+def evaluate(artifact_path: str | Path | None, ms: MotionSet, max_s: float | None = None,
+             physics_profile: str | None = None) -> dict:
+    """Metrics of an artifact (or, with ``None``, of the pass-through baseline) on every clip of ``ms``,
+    simulated with ``physics_profile`` (None: the artifact's training profile, else drivers_500hz)."""
+    profile = physics_profile
     if artifact_path is None:
         controller, offsets = PassthroughController(), tuple(ReferenceWindowData.__dataclass_fields__[
             "future_offsets"].default)
     else:
         art = contract.load_artifact(artifact_path)
         controller, offsets = PolicyController(art), tuple(art.observation.future_offsets)
+        profile = profile or art.provenance.get("physics_profile")
+    profile = physics_profiles.get_profile(profile or physics_profiles.DEFAULT_PROFILE).name
     parts = []
     for c in range(ms.num_clips):
-        rows = run_clip(controller, ms, c, offsets, max_s)
+        rows = run_clip(controller, ms, c, offsets, max_s, profile)
         n = len(rows["q"])
         idx = np.array(rows["ref_idx"])
         clip_t = (idx - ms.start[c]) * robot.CONTROL_PERIOD_S
@@ -117,4 +126,5 @@ def evaluate(artifact_path: str | Path | None, ms: MotionSet, max_s: float | Non
     metrics = compute_metrics(rec)
     metrics.pop("_per_tick", None)
     metrics["controller"] = controller.name
+    metrics["physics_profile"] = profile
     return metrics

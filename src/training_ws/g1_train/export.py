@@ -120,6 +120,8 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
         "student": cfg.student.kind, "parameters": count_parameters(model),
         "checkpoint": str(ckpt), "motions": env.motions.names[:50], "num_motions": env.motions.num_clips,
         "train_config": to_dict(cfg),
+        # g1_description.physics profile it was trained with: `g1-train eval` simulates with it
+        "physics_profile": env.profile.name,
     }
     if isinstance(model, CausalTransformerModel):
         # the window the student was trained on; a KV artifact caches C-1 steps and attends to C

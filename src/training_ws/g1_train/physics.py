@@ -6,17 +6,20 @@ backend through five calls:
 
 - ``randomise(ids, friction, mass_add, com_offset, gravity, terrain)``: per-env model parameters;
 - ``reset_envs(ids, qpos, qvel)``: reset those envs' simulation state to (qpos, qvel), then forward;
-- ``step(new_target, prev_target, delay, strength, kp, kd, effort)``: one 50 Hz control step = 10 physics
-  steps (500 Hz) of the G1 drivers' PD, ``tau = strength * (kp (q* - q) - kd dq)`` clipped to +-effort,
-  where q* is ``prev_target`` for the env's first ``delay`` physics steps and ``new_target`` after; then a
-  forward pass so sensors and body poses belong to the final state;
+- ``step(new_target, prev_target, delay, strength, kp, kd, effort)``: one 50 Hz control step = the
+  physics profile's substeps (``g1_description.physics``; drivers_500hz: 10 x 2 ms, actuator_200hz:
+  4 x 5 ms) of the G1 drivers' PD, ``tau = strength * (kp (q* - q) - kd dq)`` clipped to +-effort,
+  where q* is ``prev_target`` for the env's first ``delay`` physics steps and ``new_target`` after; then
+  sensors and body poses are computed for the final state;
 - ``push(ids, dv_xy)``: add a velocity kick to the pelvis' world x/y velocity;
 - ``gather(state, ids)``: write rows ``ids`` of the RobotStateBatch (root pose, world linear and angular
   velocity, IMU site orientation, IMU-frame gyro, joints, key-body positions).
 
-Backends: ``mujoco`` (:class:`CMujocoPhysics`: one C-MuJoCo MjData per env, stepped in a Python loop;
-the default on CPU machines) and ``warp`` (:class:`g1_train.physics_warp.WarpPhysics`: MuJoCo-Warp with
-one world per env, PD on the device, graph-captured substeps; built for GPUs, also runs on CPU).
+Backends: ``batch`` (:class:`g1_train.physics_batch.BatchPhysics`: MuJoCo 4's ``mujoco.batch``, one
+model, per-env randomised fields, a C++ thread pool; the default), ``mujoco`` (:class:`CMujocoPhysics`:
+one C-MuJoCo MjData per env, stepped in a Python loop; the reference, and per-env terrain) and ``warp``
+(:class:`g1_train.physics_warp.WarpPhysics`: MuJoCo-Warp with one world per env, PD on the device,
+graph-captured substeps; built for GPUs, also runs on CPU).
 """
 
 from __future__ import annotations
@@ -27,15 +30,17 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import mujoco
 import numpy as np
 
+from g1_description import physics as profiles
 from g1_description import robot
 
 if TYPE_CHECKING:  # env imports this module; avoid the cycle at run time
     from .config import EnvCfg
     from .env import RobotStateBatch
 
-PHYSICS_STEPS = int(round(robot.CONTROL_PERIOD_S / robot.PHYSICS_DT_S))  # 10
+#: physics steps per control tick of the C-MuJoCo and warp backends (profile drivers_500hz: 10)
+PHYSICS_STEPS = profiles.get_profile(profiles.DEFAULT_PROFILE).substeps
 NQ0, NV0 = 7, 6  # floating-base entries of qpos / qvel; joint j is qpos[7 + j], qvel[6 + j], ctrl[j]
-BACKENDS = ("mujoco", "warp")
+BACKENDS = ("batch", "mujoco", "warp")
 
 
 class Physics(Protocol):
@@ -174,19 +179,46 @@ class CMujocoPhysics:
             s.key_body_pos[i] = d.xpos[mi.key_ids]
 
 
+#: each backend's physics profile when ``env.physics_profile`` is empty, and the profiles it can run
+BACKEND_PROFILES = {"batch": (profiles.TRAINING_PROFILE, tuple(profiles.PROFILES)),
+                    "mujoco": (profiles.DEFAULT_PROFILE, (profiles.DEFAULT_PROFILE,)),
+                    "warp": (profiles.DEFAULT_PROFILE, (profiles.DEFAULT_PROFILE,))}
+
+
+def resolve_profile(cfg: "EnvCfg") -> profiles.PhysicsProfile:
+    """The physics profile ``cfg`` simulates with (``env.physics_profile``, or the backend's default)."""
+    if cfg.backend not in BACKEND_PROFILES:
+        raise ValueError(f"env.backend {cfg.backend!r}: expected one of {BACKENDS}")
+    default, supported = BACKEND_PROFILES[cfg.backend]
+    prof = profiles.get_profile(cfg.physics_profile or default)
+    if prof.name not in supported:
+        raise ValueError(f"env.physics_profile {prof.name!r}: env.backend {cfg.backend} simulates only "
+                         f"{list(supported)}; use env.backend: batch for {prof.name}")
+    return prof
+
+
+def delay_in_steps(delay: np.ndarray, profile: profiles.PhysicsProfile) -> np.ndarray:
+    """Action delays drawn in 2 ms units as whole physics steps of ``profile`` (rounded; at most a tick)."""
+    return np.minimum(profile.delay_steps(delay), profile.substeps)
+
+
 def make_physics(cfg: "EnvCfg", model: mujoco.MjModel, key_body_names: Sequence[str]) -> Physics:
-    """The backend named by ``cfg.backend`` for ``cfg.num_envs`` envs of ``model``."""
+    """The backend named by ``cfg.backend`` for ``cfg.num_envs`` envs of ``model`` (built with
+    :func:`resolve_profile`'s profile)."""
     randomised = cfg.randomization.enabled
+    prof = resolve_profile(cfg)
+    if cfg.backend == "batch":
+        from .physics_batch import BatchPhysics
+        return BatchPhysics(model, cfg.num_envs, key_body_names, randomised=randomised, profile=prof,
+                            nthread=cfg.batch_threads)
     if cfg.backend == "mujoco":
         return CMujocoPhysics(model, cfg.num_envs, key_body_names, per_env_models=randomised)
-    if cfg.backend == "warp":
-        try:
-            from . import physics_warp
-        except ImportError as e:
-            raise ImportError(
-                f"env.backend: warp needs mujoco-warp and warp-lang ({e}); install the training workspace's "
-                "requirements (bash src/training_ws/setup.sh) or choose env.backend: mujoco") from e
-        return physics_warp.WarpPhysics(model, cfg.num_envs, key_body_names, randomised=randomised,
-                                        device=cfg.warp_device, nconmax=cfg.warp_nconmax, njmax=cfg.warp_njmax,
-                                        graph=cfg.warp_graph)
-    raise ValueError(f"env.backend {cfg.backend!r}: expected one of {BACKENDS}")
+    try:
+        from . import physics_warp
+    except ImportError as e:
+        raise ImportError(
+            f"env.backend: warp needs mujoco-warp and warp-lang ({e}); install the training workspace's "
+            "requirements (bash src/training_ws/setup.sh) or choose env.backend: batch") from e
+    return physics_warp.WarpPhysics(model, cfg.num_envs, key_body_names, randomised=randomised,
+                                    device=cfg.warp_device, nconmax=cfg.warp_nconmax, njmax=cfg.warp_njmax,
+                                    graph=cfg.warp_graph)

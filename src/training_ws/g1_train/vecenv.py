@@ -18,6 +18,10 @@ class RslRlTrackingEnv(VecEnv):
         self.env = env
         self.device = device
         self.with_context = with_context
+        env.keep_context = with_context  # the window is built only when a model reads it
+        if with_context and "policy_context" not in env.obs:
+            raise ValueError("RslRlTrackingEnv(with_context=True): the env stopped building policy_context; "
+                             "build a new TrackingEnv")
         self.num_envs = env.num_envs
         self.num_actions = env.num_actions
         self.max_episode_length = env.max_episode_length

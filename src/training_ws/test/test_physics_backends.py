@@ -13,6 +13,7 @@ from train_testutil import WS, run_in_train_venv
 from g1_train.config import EnvCfg
 from g1_train.env import build_train_model
 from g1_train.physics import CMujocoPhysics, make_physics, mat_to_quat_wxyz
+from g1_train.physics_batch import BatchPhysics
 
 
 def test_mat_to_quat_is_mujocos_mat2quat():
@@ -32,17 +33,20 @@ def test_mat_to_quat_is_mujocos_mat2quat():
     assert np.any(want[:, 0] < 0.1)  # the non-trace branches were exercised
 
 
-def test_default_backend_is_c_mujoco():
+def test_default_backend_is_batch_and_c_mujoco_is_selectable():
     cfg = EnvCfg(num_envs=2)
-    assert cfg.backend == "mujoco"
+    assert cfg.backend == "batch"
     cfg.randomization.enabled = False
+    phys = make_physics(cfg, build_train_model(0.0, "actuator_200hz"), ["pelvis"])
+    assert isinstance(phys, BatchPhysics) and phys.batch.nsim == 2 and phys.profile.name == "actuator_200hz"
+    cfg.backend = "mujoco"
     phys = make_physics(cfg, build_train_model(0.0), ["pelvis"])
     assert isinstance(phys, CMujocoPhysics) and len(phys.datas) == 2
 
 
 def test_unknown_backend_is_named():
     cfg = EnvCfg(num_envs=1, backend="bullet")
-    with pytest.raises(ValueError, match="env.backend 'bullet'.*mujoco.*warp"):
+    with pytest.raises(ValueError, match="env.backend 'bullet'.*batch.*mujoco.*warp"):
         make_physics(cfg, build_train_model(0.0), ["pelvis"])
 
 

@@ -80,7 +80,11 @@ def test_episode_starts_in_reference_frame_and_falls_without_policy(motions):
 
 
 def test_domain_randomisation_differs_per_env(motions):
-    env = TrackingEnv(EnvCfg(num_envs=3, seed=4), motions)
+    """C-MuJoCo backend (per-env model copies, the one with terrain); the batch backend's per-env fields
+    are checked in test_physics_batch.py."""
+    cfg = EnvCfg(num_envs=3, seed=4, backend="mujoco")
+    cfg.randomization.terrain_height_m = 0.03
+    env = TrackingEnv(cfg, motions)
     assert len({float(m.geom_friction[0, 0]) for m in env.models}) == 3
     assert len({tuple(np.round(m.opt.gravity, 6)) for m in env.models}) == 3
     assert env.models[0].nhfield == 1 and np.ptp(env.models[0].hfield_data) > 0
