@@ -14,15 +14,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from .config import ConfigError, TrainCfg, load_config
+
+STARTED = time.monotonic()  # --max-seconds counts from here (imports and env building included)
 
 
 def _add_common(p: argparse.ArgumentParser, config_required: bool = True) -> None:
     p.add_argument("--config", required=config_required, help="YAML config (see configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config entry, e.g. --set env.num_envs=128 (repeatable)")
+
+
+def _add_campaign(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-seconds", type=float, metavar="S",
+                   help="campaign leg: stop (with a resumable checkpoint) so that the command ends within S "
+                        "seconds of its start; checkpoints also every campaign.checkpoint_every_s and on "
+                        "SIGTERM/SIGINT. Continue with --resume RUN (same run directory)")
 
 
 def _config_for_checkpoint(args) -> TrainCfg:
@@ -45,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="run directory (default: <log_root>/<name>/teacher_<time>)")
     p.add_argument("--resume", help="run directory or checkpoint to continue from")
     p.add_argument("--iterations", type=int, help="override teacher_algo.iterations")
+    _add_campaign(p)
 
     p = sub.add_parser("student", help="DAgger-distil the teacher into a deployable student")
     _add_common(p)
@@ -53,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out")
     p.add_argument("--resume")
     p.add_argument("--iterations", type=int)
+    _add_campaign(p)
 
     p = sub.add_parser("export", help="export a student checkpoint to an ONNX policy artifact")
     _add_common(p, config_required=False)
@@ -76,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             from .train import train_teacher
 
             cfg = load_config(args.config, args.set)
-            ckpt = train_teacher(cfg, out=args.out, resume=args.resume, iterations=args.iterations)
+            ckpt = train_teacher(cfg, out=args.out, resume=args.resume, iterations=args.iterations,
+                                 max_seconds=args.max_seconds, started=STARTED)
             if ckpt is not None:  # None on torchrun ranks other than 0: they write nothing
                 print(f"teacher checkpoint: {ckpt}")
         elif args.command == "student":
@@ -88,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (args.teacher or args.resume):
                 parser.error("student: give --teacher (a teacher run) or --resume (a student run)")
             ckpt = train_student(cfg, teacher=args.teacher, out=args.out, resume=args.resume,
-                                 iterations=args.iterations)
+                                 iterations=args.iterations, max_seconds=args.max_seconds, started=STARTED)
             if ckpt is not None:
                 print(f"student checkpoint: {ckpt}")
         elif args.command == "export":
