@@ -102,19 +102,42 @@ def student_runner_cfg(cfg: TrainCfg) -> dict:
 PARAM_DIGEST_ENV = "G1_TRAIN_PARAM_DIGEST_DIR"
 
 
-def resolve_distributed(cfg: TrainCfg) -> None:
-    """Under ``torchrun`` (WORLD_SIZE > 1): ``device: cuda[:i]`` becomes ``cuda:<LOCAL_RANK>`` (rsl-rl's
-    multi-GPU path, NCCL), ``device: cpu`` stays CPU (gloo, :class:`_CpuRanks`); every rank simulates
-    its own environments with seed + RANK (the torch seed follows it)."""
+#: the process-group backend resolve_distributed chose for this rank ("gloo" or "nccl"; None = single process)
+PG_BACKEND_ENV = "G1_TRAIN_PG_BACKEND"
+
+
+def rank_device(device: str, local_rank: int, local_world: int, gpu_count: int) -> tuple[str, str]:
+    """(this rank's device, process-group backend) under torchrun. ``cpu``: CPU ranks over gloo.
+    ``cuda``: one GPU per rank over NCCL (rsl-rl's path, ``cuda:<LOCAL_RANK>``) while there are at least
+    as many GPUs as local ranks (or none visible: then torch reports the missing GPU itself); with more
+    ranks than GPUs - a 1-GPU machine with 16 cores simulating on all of them - rank r shares
+    ``cuda:<r mod GPUs>`` with the others over gloo (NCCL refuses two ranks on one GPU)."""
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return "cpu", "gloo"
+    if kind != "cuda":
+        raise ValueError(f"device {device!r}: multi-process training runs on 'cuda' or 'cpu' (gloo)")
+    if gpu_count <= 0 or local_world <= gpu_count:
+        return f"cuda:{local_rank}", "nccl"
+    return f"cuda:{local_rank % gpu_count}", "gloo"
+
+
+def resolve_distributed(cfg: TrainCfg, gpu_count: int | None = None) -> None:
+    """Under ``torchrun`` (WORLD_SIZE > 1): the rank's device and backend by :func:`rank_device` (``cuda`` ->
+    ``cuda:<LOCAL_RANK>`` + NCCL, or ranks sharing GPUs over gloo; ``cpu`` -> gloo, :class:`_CpuRanks`);
+    every rank simulates its own environments with seed + RANK (the torch seed follows it)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return
     kind = torch.device(cfg.device).type
-    if kind == "cuda":
-        cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    elif kind != "cpu":
+    if kind not in ("cuda", "cpu"):
         raise ValueError(f"device {cfg.device!r}: multi-process training (WORLD_SIZE={world}) runs on 'cuda' "
-                         "(one GPU per rank, NCCL) or 'cpu' (gloo)")
+                         "(one GPU per rank, NCCL, or ranks sharing GPUs over gloo) or 'cpu' (gloo)")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    gpus = torch.cuda.device_count() if gpu_count is None else gpu_count
+    cfg.device, backend = rank_device(cfg.device, local_rank, local_world, gpus)
+    os.environ[PG_BACKEND_ENV] = backend
     cfg.env.seed += int(os.environ.get("RANK", "0"))
 
 
@@ -123,14 +146,18 @@ def _is_main_rank() -> bool:
 
 
 class _CpuRanks:
-    """rsl-rl's ``_configure_multi_gpu`` hard-codes NCCL and ``cuda:<LOCAL_RANK>``. For CPU ranks this does
-    the same set-up over gloo (rsl-rl's broadcast/all-reduce then run for real); CUDA ranks and
-    single-process runs go to rsl-rl unchanged."""
+    """rsl-rl's ``_configure_multi_gpu`` hard-codes NCCL and ``cuda:<LOCAL_RANK>``. For CPU ranks, and for
+    ranks sharing a GPU (more ranks than GPUs), this does the same set-up over gloo (rsl-rl's
+    broadcast/all-reduce then run for real); one-GPU-per-rank and single-process runs go to rsl-rl
+    unchanged."""
 
     def _configure_multi_gpu(self) -> None:
         world = int(os.getenv("WORLD_SIZE", "1"))
-        if world <= 1 or torch.device(self.device).type != "cpu":
+        shared_gpu = torch.device(self.device).type == "cuda" and os.getenv(PG_BACKEND_ENV) == "gloo"
+        if world <= 1 or (torch.device(self.device).type != "cpu" and not shared_gpu):
             return super()._configure_multi_gpu()
+        if shared_gpu:  # several ranks on one GPU (resolve_distributed): gloo, which handles CUDA tensors
+            torch.cuda.set_device(torch.device(self.device))
         self.gpu_world_size, self.is_distributed = world, True
         self.gpu_local_rank = int(os.getenv("LOCAL_RANK", "0"))
         self.gpu_global_rank = int(os.getenv("RANK", "0"))

@@ -100,3 +100,30 @@ def test_general_config_holds_out_three_dance_and_two_karate_clips(g1_moves):
     assert len(held) == 5
     assert sum((g1_moves / "dance" / f"{n}.csv").is_file() for n in held) == 3
     assert sum((g1_moves / "karate" / f"{n}.csv").is_file() for n in held) == 2
+
+
+def test_eval_split_tables(tmp_path, g1_moves):
+    """`g1-train eval --split all`: the train clips (sources minus held-out, no augmentation) and the
+    held-out clips, each with its summary (success count, mean completion, median E_mpkpe), in JSON and
+    markdown; the held-out clips are never in the train table."""
+    import json
+
+    from g1_train.cli import main
+
+    held = ["B_DadDance", "B_LongDance"]
+    rc = main(["eval", "--config", str(train_testutil.WS / "configs" / "smoke.yaml"), "--artifact", "baseline",
+               "--set", f"env.motions.sources=[{g1_moves / 'dance'}]", "--set", f"env.motions.heldout=[{','.join(held)}]",
+               "--set", "env.motions.mirror=true", "--split", "all", "--max-s", "0.4",
+               "--json", str(tmp_path / "e.json"), "--markdown", str(tmp_path / "e.md")])
+    assert rc == 0
+    rep = json.loads((tmp_path / "e.json").read_text())
+    train, heldout = rep["splits"]["train"], rep["splits"]["heldout"]
+    assert [c["motion"] for c in heldout["per_clip"]] == held
+    assert [c["motion"] for c in train["per_clip"]] == ["B_StretchDance", "B_WiggleDance"]  # max_clips 2, no mirrors
+    for split in (train, heldout):
+        s = split["summary"]
+        assert s["clips"] == 2 and s["successes"] == sum(c["success"] for c in split["per_clip"])
+        assert s["completion_mean"] == pytest.approx(np.mean([c["completion"] for c in split["per_clip"]]))
+        assert s["E_mpkpe_median_mm"] == pytest.approx(np.median([c["E_mpkpe_mm"] for c in split["per_clip"]]))
+    md = (tmp_path / "e.md").read_text()
+    assert "| train | 2 |" in md and "| heldout | 2 |" in md and "| heldout | B_LongDance |" in md
