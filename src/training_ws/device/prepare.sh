@@ -39,6 +39,9 @@ while [ $# -gt 0 ]; do
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
+DEST="$(realpath -m "$DEST")"
+CONFIG="$(realpath -m "$CONFIG")"
+[ -z "$RUN" ] || RUN="$(realpath -m "$RUN")"
 [ -x "$TRAIN_PY" ] || die "training venv missing ($TRAIN_PY): bash src/training_ws/setup.sh"
 [ -f "$CONFIG" ] || die "config $CONFIG not found"
 cd "$ROOT"
@@ -54,7 +57,8 @@ for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manyl
 done
 grep -v '^\s*#' "$HERE/wheels.txt" | grep -v '^\s*$' | while read -r spec; do
     "${PIP[@]}" download -q --no-deps --only-binary=:all: --python-version "$PYV" --implementation cp \
-        "${plats[@]}" -d "$tmp/wheels" "$spec" || die "no wheel of $spec for Python $PYV"
+        "${plats[@]}" -d "$tmp/wheels" "$spec" 2> >(grep -v 'is ignored: it is neither' >&2) \
+        || die "no wheel of $spec for Python $PYV"
 done
 
 say "G1 model (scene.xml, g1.xml and its meshes)"

@@ -101,14 +101,14 @@ fi
 sync_out() {
     local ckpt it
     ckpt=$(ls "$RUN"/model_*.pt 2>/dev/null | sed 's/.*model_\([0-9]*\)\.pt/\1 &/' | sort -n | tail -1 | cut -d' ' -f2)
-    if [ -n "$ckpt" ] && [ "$(cat "$OUTDIR/.synced" 2>/dev/null)" != "$ckpt" ]; then
+    if [ -n "$ckpt" ] && [ "$(cat "$WORK/.synced" 2>/dev/null)" != "$ckpt" ]; then
         rm -f "$OUTDIR"/.part-*
         split -b 15M -d -a 2 "$ckpt" "$OUTDIR/.part-"
         (cd "$RUN" && sha256sum "$(basename "$ckpt")") > "$OUTDIR/.sha"
         rm -f "$OUTDIR"/model.pt.part-*
         for f in "$OUTDIR"/.part-*; do mv "$f" "$OUTDIR/model.pt.part-${f##*.part-}"; done
         mv "$OUTDIR/.sha" "$OUTDIR/model.sha256"   # last: names the checkpoint the parts belong to
-        echo "$ckpt" > "$OUTDIR/.synced"
+        echo "$ckpt" > "$WORK/.synced"
     fi
     [ -f "$RUN/policy.pt" ] && cp "$RUN/policy.pt" "$OUTDIR/.policy.pt" && mv "$OUTDIR/.policy.pt" "$OUTDIR/policy.pt"
     (cd "$RUN" && tar czf "$OUTDIR/.logs.tgz" $(ls progress.jsonl campaign.jsonl config.yaml 2>/dev/null)) \
@@ -127,29 +127,33 @@ else
     launch=("$PY")
 fi
 echo "[window] training: $RANKS rank(s), device $DEVICE, --max-seconds $left"
+T_TRAIN=$SECONDS
 timeout --signal=TERM --kill-after=15 "$((left + 10))" \
     "${launch[@]}" -m g1_train.cli teacher --config "$CONFIG" "${RESUME[@]}" --out "$RUN" --max-seconds "$left" \
     --set "device=$DEVICE" --set campaign.checkpoint_every_s=60 --set campaign.keep_checkpoints=2 \
     --set "env.motions.sources=[$sources]" --set "log_root=$WORK" "${SETS[@]}"
 rc=$?
+TRAIN_S=$((SECONDS - T_TRAIN))
 kill "$SYNC_PID" 2>/dev/null
 wait "$SYNC_PID" 2>/dev/null
 sync_out
-"$PY" - "$RUN" "$RANKS" "$DEVICE" <<'EOF'
+"$PY" - "$RUN" "$RANKS" "$DEVICE" "$TRAIN_S" <<'EOF'
 import json, sys
 from pathlib import Path
-run, ranks, device = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-starts = [json.loads(l) for l in (run / "campaign.jsonl").read_text().splitlines() if '"start"' in l]
-first = starts[-1]["it"] if starts else 0
+run, ranks, device, train_s = Path(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+events = [json.loads(l) for l in (run / "campaign.jsonl").read_text().splitlines()]
+start = [e for e in events if e["event"] == "start"][-1]
+resume = next((e for e in reversed(events) if e["event"] == "resume"), {"env_steps": 0, "wall_s": 0.0})
 rows = [json.loads(l) for l in (run / "progress.jsonl").read_text().splitlines()]
-leg = [r for r in rows if r["it"] >= first]
+leg = [r for r in rows if r["it"] >= start["it"]]
 if leg:
-    i = rows.index(leg[0])
-    before = rows[i - 1] if i > 0 else {"env_steps": 0, "wall_s": 0.0}
-    steps, secs = leg[-1]["env_steps"] - before["env_steps"], leg[-1]["wall_s"] - before["wall_s"]
-    print(f"[window] this leg: iterations {leg[0]['it']}-{leg[-1]['it']}, {steps} env steps in {secs:.0f} s of "
-          f"training (rank 0's collect + learn time) = {steps / max(secs, 1e-9):.0f} env steps/s "
-          f"({ranks} ranks, device {device}); campaign total {leg[-1]['env_steps']} env steps")
+    steps = leg[-1]["env_steps"] - resume["env_steps"]
+    secs = leg[-1]["wall_s"] - resume.get("wall_s", 0.0)
+    print(f"[window] this leg: iterations {leg[0]['it']}-{leg[-1]['it']}, {steps} env steps (all ranks); "
+          f"{steps / max(secs, 1e-9):.0f} env steps/s over rank 0's collect + learn time ({secs:.0f} s), "
+          f"{steps / max(train_s, 1e-9):.0f} env steps/s over the training command's wall time ({train_s:.0f} s, "
+          f"start-up and checkpoints included); {ranks} ranks, device {device}; campaign total "
+          f"{leg[-1]['env_steps']} env steps")
 EOF
 echo "[window] done in $((SECONDS - T0)) s (training exit status $rc); \$OUT: $(ls "$OUTDIR" | tr '\n' ' ')"
 exit "$rc"

@@ -145,10 +145,18 @@ def load_physics_state(physics, saved: dict) -> None:
 
 # --- the task -----------------------------------------------------------------------------------------
 
-def env_state(env) -> dict:
+#: the transformer student's rolling context (C x the observation per env: most of the task state's
+#: bytes); saved only when the runner reads it (``with_context``), the teacher and MoE student never do
+_CONTEXT = ("context", "policy_context")
+
+
+def env_state(env, with_context: bool = True) -> dict:
     """Everything a TrackingEnv needs to continue exactly (plain types / tensors)."""
     arrays = {k: v for k, v in vars(env).items() if k not in _ENV_SKIP and (
         isinstance(v, (np.ndarray, dict, int, float, np.generic)) or dataclasses.is_dataclass(v))}
+    if not with_context:
+        arrays = {k: ({kk: vv for kk, vv in v.items() if kk not in _CONTEXT} if isinstance(v, dict) else v)
+                  for k, v in arrays.items() if k not in _CONTEXT}
     return {"num_envs": env.num_envs, "clips": list(env.motions.names), "rng": generator_state(env.rng),
             "sampler": _to_plain(env.sampler.state_dict()), "arrays": _to_plain(arrays),
             "history": _to_plain({k: v for k, v in vars(env.history).items() if isinstance(v, np.ndarray)}),
@@ -219,7 +227,8 @@ def load_logger_state(logger, saved: dict) -> None:
 
 
 def rank_state(runner, env) -> dict:
-    return {"env": env_state(env), "rng": rng_state(), "logger": logger_state(runner.logger)}
+    return {"env": env_state(env, with_context=getattr(runner.env, "with_context", True)), "rng": rng_state(),
+            "logger": logger_state(runner.logger)}
 
 
 def _world() -> tuple[int, int]:
@@ -268,7 +277,7 @@ def write_slim_snapshot(run_dir: Path, saved: dict, iteration: int, config: dict
     normaliser - plus the iteration and the config. Small enough to commit; ``--teacher policy.pt``
     distils from it, ``export`` exports a student's."""
     key = "student_state_dict" if "student_state_dict" in saved else "actor_state_dict"
-    slim = {key: {k: v.detach().cpu().clone() for k, v in saved[key].items()}, "iter": int(iteration),
+    slim = {key: {k: v.detach().cpu().clone() for k, v in saved[key].items()}, "iter": int(iteration), "infos": None,
             "slim": True, "config": config}
     return atomic_save(slim, Path(run_dir) / SLIM_NAME)
 

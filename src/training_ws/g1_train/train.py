@@ -321,7 +321,9 @@ def _with_progress(runner, iterations: int, desc: str, cfg: TrainCfg | None = No
             due = due or timed
         if due:
             t0 = time.monotonic()
-            _write_checkpoint(runner, cfg, it, totals, reason or ("interval" if it % save_interval == 0 else "end"))
+            last = it == int(kwargs.get("total_it", it + 1)) - 1
+            why = reason or ("interval" if it % save_interval == 0 else "end" if last else "timer")
+            _write_checkpoint(runner, cfg, it, totals, why)
             if control is not None:
                 control.checkpointed(time.monotonic() - t0)
         if reason is not None:
@@ -368,7 +370,8 @@ def _resume_campaign(runner, ckpt: Path, log_dir: Path | None) -> dict:
             prog.write_text("".join(ln + "\n" for ln in keep))
         with open(log_dir / "campaign.jsonl", "a") as f:
             f.write(json.dumps(campaign.leg_record("resume", it=it, checkpoint=str(ckpt), **info,
-                                                   env_steps=int(totals["env_steps"]))) + "\n")
+                                                   env_steps=int(totals["env_steps"]),
+                                                   wall_s=float(totals["wall_s"]))) + "\n")
     print(f"resumed from {ckpt} at iteration {it + 1} (episodes in flight restored: {info['env_restored']}, "
           f"RNG restored: {info['rng_restored']})")
     return totals
@@ -445,7 +448,9 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
         runner.current_learning_iteration += 1
     else:
         tckpt = latest_checkpoint(teacher)
-        runner.load(str(tckpt), load_cfg={"teacher": True, "iteration": False}, map_location=cfg.device)
+        # a teacher checkpoint or its slim policy.pt (actor + normaliser): only the teacher is taken
+        runner.alg.load(torch.load(tckpt, map_location=cfg.device, weights_only=True),
+                        {"teacher": True, "iteration": False}, True)
         print(f"teacher loaded from {tckpt}")
     initial = state_digest(runner.alg.save()) if os.environ.get(PARAM_DIGEST_ENV) else None
     _run_leg(runner, cfg, iterations or cfg.student_algo.iterations, f"student {cfg.student.kind} DAgger",

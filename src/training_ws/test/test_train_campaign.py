@@ -81,7 +81,7 @@ def test_max_seconds_and_sigterm_leave_resumable_checkpoints(tmp_path, train_pyt
     ckpts = sorted(run.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
     assert 1 <= len(ckpts) <= 2 and int(ckpts[-1].stem.split("_")[1]) == stop["it"]  # pruned to the newest 2
     slim = _check(train_python, "slim", run / "policy.pt")
-    assert slim["keys"] == ["actor_state_dict", "config", "iter", "slim"] and slim["iter"] == stop["it"]
+    assert slim["keys"] == ["actor_state_dict", "config", "infos", "iter", "slim"] and slim["iter"] == stop["it"]
     assert (run / "policy.pt").stat().st_size < ckpts[-1].stat().st_size / 2
 
     # SIGTERM in the middle of a leg: a checkpoint at the iteration the leg reached, exit status 0
