@@ -3,7 +3,9 @@
     g1-train teacher --config configs/teacher.yaml [--resume RUN_DIR|CKPT] [--iterations N] [--set k=v ...]
     g1-train student --config configs/student_moe.yaml --teacher RUN_DIR|CKPT [--resume ...]
     g1-train export  --checkpoint STUDENT_RUN_DIR|CKPT --out policy.onnx [--model-kind transformer_kv]
-    g1-train eval    --artifact policy.onnx|baseline --config CFG [--max-s S] [--json report.json]
+    g1-train eval    --artifact policy.onnx|baseline | --checkpoint STUDENT --config CFG [--split train|heldout|all]
+                     [--max-s S] [--json report.json] [--markdown table.md]
+    g1-train teacher|student ... --max-seconds S     (a campaign leg: resumable checkpoints, then --resume RUN)
 
 Every run directory holds the resolved ``config.yaml``, TensorBoard event files, ``progress.jsonl``
 and ``model_<it>.pt`` checkpoints; ``--resume`` continues from the newest checkpoint of a run.
@@ -14,15 +16,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from .config import ConfigError, TrainCfg, load_config
+
+STARTED = time.monotonic()  # --max-seconds counts from here (imports and env building included)
 
 
 def _add_common(p: argparse.ArgumentParser, config_required: bool = True) -> None:
     p.add_argument("--config", required=config_required, help="YAML config (see configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config entry, e.g. --set env.num_envs=128 (repeatable)")
+
+
+def _add_campaign(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-seconds", type=float, metavar="S",
+                   help="campaign leg: stop (with a resumable checkpoint) so that the command ends within S "
+                        "seconds of its start; checkpoints also every campaign.checkpoint_every_s and on "
+                        "SIGTERM/SIGINT. Continue with --resume RUN (same run directory)")
 
 
 def _config_for_checkpoint(args) -> TrainCfg:
@@ -36,6 +48,44 @@ def _config_for_checkpoint(args) -> TrainCfg:
     return load_config(run / "config.yaml", args.set)
 
 
+def _eval(args) -> None:
+    import tempfile
+
+    from .evaluate import evaluate, markdown_tables, split_summary
+    from .motions import load_motion_set
+
+    cfg = load_config(args.config, args.set)
+    with tempfile.TemporaryDirectory(prefix="g1_eval_") as tmp:
+        artifact = args.artifact
+        if args.checkpoint:
+            from .export import export_student
+
+            artifact = str(Path(tmp) / "policy.onnx")
+            export_student(cfg, args.checkpoint, artifact, name=Path(args.checkpoint).stem)
+        names = ["train", "heldout"] if args.split == "all" else [args.split]
+        splits = {}
+        for name in names:
+            ms = (load_motion_set(cfg.env.motions) if name is None else
+                  load_motion_set(cfg.env.motions, split=name, augmented=False))
+            splits[name or "config"] = evaluate(None if artifact == "baseline" else artifact, ms, args.max_s)
+    label = args.checkpoint or args.artifact
+    if args.json:
+        out = next(iter(splits.values())) if args.split is None else {
+            "policy": label, "max_s": args.max_s,
+            "splits": {k: {"summary": split_summary(v), **v} for k, v in splits.items()}}
+        Path(args.json).write_text(json.dumps(out, indent=2, default=float))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown_tables(splits, f"g1-train eval: {label}"
+                                                       + (f" (first {args.max_s:g} s of each clip)" if args.max_s else "")))
+    for name, report in splits.items():
+        for clip in report["per_clip"]:
+            print(f"{name:<8} {clip['motion']:<28} success={clip['success']!s:<5} completion={clip['completion']:.2f} "
+                  f"E_mpkpe={clip['E_mpkpe_mm'] or float('nan'):.1f} mm")
+    for name, report in splits.items():
+        print(json.dumps({"split": name, "controller": report["controller"], **split_summary(report),
+                          **report["overall"]}))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="g1-train", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -45,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="run directory (default: <log_root>/<name>/teacher_<time>)")
     p.add_argument("--resume", help="run directory or checkpoint to continue from")
     p.add_argument("--iterations", type=int, help="override teacher_algo.iterations")
+    _add_campaign(p)
 
     p = sub.add_parser("student", help="DAgger-distil the teacher into a deployable student")
     _add_common(p)
@@ -53,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out")
     p.add_argument("--resume")
     p.add_argument("--iterations", type=int)
+    _add_campaign(p)
 
     p = sub.add_parser("export", help="export a student checkpoint to an ONNX policy artifact")
     _add_common(p, config_required=False)
@@ -66,9 +118,17 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("eval", help="run an artifact (or the pass-through baseline) in MuJoCo, report metrics")
     _add_common(p)
-    p.add_argument("--artifact", required=True, help="policy .onnx, or 'baseline' for the pass-through")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--artifact", help="policy .onnx, or 'baseline' for the pass-through")
+    what.add_argument("--checkpoint", help="student run directory, checkpoint or slim policy.pt: exported to a "
+                                           "temporary artifact first")
+    p.add_argument("--split", choices=["train", "heldout", "all"],
+                   help="evaluate the config's clips as files (no augmentation): train = all but "
+                        "env.motions.heldout, heldout = those, all = both (a table per split); default: "
+                        "every clip the config trains on, augmented ones included")
     p.add_argument("--max-s", type=float, help="evaluate at most this many seconds of each clip")
     p.add_argument("--json", help="write the full report here")
+    p.add_argument("--markdown", help="write the summary and per-clip tables here")
 
     args = parser.parse_args(argv)
     try:
@@ -76,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             from .train import train_teacher
 
             cfg = load_config(args.config, args.set)
-            ckpt = train_teacher(cfg, out=args.out, resume=args.resume, iterations=args.iterations)
+            ckpt = train_teacher(cfg, out=args.out, resume=args.resume, iterations=args.iterations,
+                                 max_seconds=args.max_seconds, started=STARTED)
             if ckpt is not None:  # None on torchrun ranks other than 0: they write nothing
                 print(f"teacher checkpoint: {ckpt}")
         elif args.command == "student":
@@ -88,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (args.teacher or args.resume):
                 parser.error("student: give --teacher (a teacher run) or --resume (a student run)")
             ckpt = train_student(cfg, teacher=args.teacher, out=args.out, resume=args.resume,
-                                 iterations=args.iterations)
+                                 iterations=args.iterations, max_seconds=args.max_seconds, started=STARTED)
             if ckpt is not None:
                 print(f"student checkpoint: {ckpt}")
         elif args.command == "export":
@@ -99,18 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"exported {art.model_kind} policy to {art.path} (observation size {art.observation.size}, "
                   f"golden vectors checked by ONNX Runtime)")
         else:
-            from .evaluate import evaluate
-            from .motions import load_motion_set
-
-            cfg = load_config(args.config, args.set)
-            ms = load_motion_set(cfg.env.motions)
-            report = evaluate(None if args.artifact == "baseline" else args.artifact, ms, args.max_s)
-            if args.json:
-                Path(args.json).write_text(json.dumps(report, indent=2))
-            for clip in report["per_clip"]:
-                print(f"{clip['motion']:<28} success={clip['success']!s:<5} completion={clip['completion']:.2f} "
-                      f"E_mpkpe={clip['E_mpkpe_mm'] or float('nan'):.1f} mm")
-            print(json.dumps({"controller": report["controller"], **report["overall"]}))
+            _eval(args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"g1-train {args.command}: error: {exc}", file=sys.stderr)
         return 2

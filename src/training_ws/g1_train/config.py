@@ -29,6 +29,12 @@ class MotionCfg:
     #: clip. Episodes of these clips start at rest in the standing pose. 0 = off.
     stand_start_s: float = 0.0
     stand_start_blend_s: float = 2.0
+    #: held-out clips (names = file stems): never trained on; `g1-train eval --split heldout` evaluates them
+    heldout: list[str] = field(default_factory=list)
+    #: augmentation: also train on every clip mirrored left/right (`<name>@mirror`) and, of the clips and
+    #: their mirrors, on versions played at these speed factors (`<name>@x1.2`; 1.0 is ignored)
+    mirror: bool = False
+    time_scales: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -45,6 +51,14 @@ class SamplingCfg:
     recut_every_resets: int = 4096      # re-cut the long clips after this many episode resets
     diversity_clusters: int = 4         # HME-style balanced sampling over motion embedding clusters
     diversity_weight: float = 1.0       # 0 = off; p_i ∝ s_i * (1 / |cluster(i)|)^weight
+    #: episode starts: "segments" (GMT: a segment's first frame) or "adaptive" (mjlab-style: anywhere in
+    #: the clip, weighted by where episodes failed; bins of start_bin_s per clip; see sampling.py)
+    start_sampling: str = "segments"
+    start_bin_s: float = 1.0
+    start_uniform_ratio: float = 0.1    # share of the start mass spread uniformly over a clip's bins
+    start_kernel_size: int = 3          # failures also raise the (kernel_size - 1) bins before them
+    start_kernel_lambda: float = 0.8    # ... with weights lambda^k
+    start_failure_alpha: float = 0.01   # EMA rate of the per-bin failure counts (per episode-end batch)
 
 
 @dataclass
@@ -189,6 +203,14 @@ class AlgoCfg:
 
 
 @dataclass
+class CampaignCfg:
+    """Campaign legs (g1_train.campaign): resumable checkpoints on a wall-clock schedule."""
+
+    checkpoint_every_s: float = 300.0   # write a resumable checkpoint at least this often (and at the end)
+    keep_checkpoints: int = 0           # keep only the newest N model_<it>.pt of the run (0 = all)
+
+
+@dataclass
 class TrainCfg:
     name: str = "g1_tracker"
     log_root: str = "runs"
@@ -198,6 +220,7 @@ class TrainCfg:
     teacher_algo: AlgoCfg = field(default_factory=AlgoCfg)
     student: ModelCfg = field(default_factory=lambda: ModelCfg(kind="moe", init_std=0.05))
     student_algo: AlgoCfg = field(default_factory=lambda: AlgoCfg(learning_rate=5e-4, num_learning_epochs=1))
+    campaign: CampaignCfg = field(default_factory=CampaignCfg)
 
 
 class ConfigError(ValueError):

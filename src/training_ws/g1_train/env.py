@@ -137,7 +137,7 @@ class TrackingEnv:
         self.push_timer = np.zeros(n)
 
         # episode bookkeeping
-        self.segment = np.zeros(n, dtype=np.int64)
+        self.episode_last = np.zeros(n, dtype=np.int64)  # clip frame at which the episode succeeds
         self.clip = np.zeros(n, dtype=np.int64)
         self.frame = np.zeros(n, dtype=np.int64)        # clip frame the robot should be at now
         self.episode_len = np.zeros(n, dtype=np.int64)
@@ -219,10 +219,7 @@ class TrackingEnv:
         ids = np.flatnonzero(mask)
         if ids.size == 0:
             return
-        seg = self.sampler.sample(ids.size)
-        self.segment[ids] = seg
-        self.clip[ids] = self.sampler.seg_clip[seg]
-        self.frame[ids] = self.sampler.seg_first[seg]
+        self.clip[ids], self.frame[ids], self.episode_last[ids] = self.sampler.sample_episodes(ids.size)
         self.episode_len[ids] = 0
         self.max_kp_err[ids] = 0.0
         self.action[ids] = 0.0
@@ -236,7 +233,7 @@ class TrackingEnv:
             if dr.enabled:
                 gravity[j], terr = self._draw_randomisation(i)
                 terrain.append(terr)
-            # Reference state initialisation: the robot starts in the segment's first frame, moving.
+            # Reference state initialisation: the robot starts in the episode's first frame, moving.
             q = ref.joint_pos[i, 0] + self.rng.normal(0, dr.init_joint_noise_rad if dr.enabled else 0.0, 29)
             qpos[j, :3] = ref.root_pos[i, 0] + np.array([0, 0, dr.terrain_height_m if dr.enabled else 0.0])
             qpos[j, 3:7] = ref.root_quat_wxyz[i, 0]
@@ -284,7 +281,7 @@ class TrackingEnv:
         self.max_kp_err = np.maximum(self.max_kp_err, errors["key_body_max_m"])
         terms = reward_terms(self.cfg, self.state, ref_now, errors, self.action, self.last_action)
         terminated = termination(self.cfg, errors, self.sampler.error_threshold(self.clip))
-        time_out = (self.frame >= self.sampler.seg_last[self.segment]) & ~terminated
+        time_out = (self.frame >= self.episode_last) & ~terminated
         time_out |= (self.episode_len >= self.max_episode_length) & ~terminated
         terms["termination"] = self.cfg.rewards.termination * terminated
         reward = sum(terms.values())
@@ -296,8 +293,8 @@ class TrackingEnv:
         info = {"log": {}}
         if done.any():
             ids = np.flatnonzero(done)
-            success = self.frame[ids] >= self.sampler.seg_last[self.segment[ids]]
-            self.sampler.update(self.clip[ids], success, self.max_kp_err[ids])
+            success = self.frame[ids] >= self.episode_last[ids]
+            self.sampler.update(self.clip[ids], success, self.max_kp_err[ids], self.frame[ids])
             lens = np.maximum(self.episode_len[ids], 1)
             for k, v in self.episode_sums.items():
                 info["log"][f"/reward/{k}"] = float(np.mean(v[ids] / lens))

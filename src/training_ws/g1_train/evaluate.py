@@ -128,3 +128,38 @@ def evaluate(artifact_path: str | Path | None, ms: MotionSet, max_s: float | Non
     metrics["controller"] = controller.name
     metrics["physics_profile"] = profile
     return metrics
+
+
+# --- split tables (g1-train eval --split, scripts/track_clips.py) ---------------------------------------
+
+def split_summary(report: dict) -> dict:
+    """Success count, mean completion and E_mpkpe (median over the clips that played frames; tick-weighted
+    overall) of one split's metrics (``compute_metrics``' or ``g1 eval``'s report: ``per_clip`` +
+    ``overall``)."""
+    clips = report["per_clip"]
+    e = [float(c["E_mpkpe_mm"]) for c in clips if c.get("E_mpkpe_mm") is not None and np.isfinite(c["E_mpkpe_mm"])]
+    return {"clips": len(clips), "successes": int(sum(bool(c["success"]) for c in clips)),
+            "success_rate": float(np.mean([bool(c["success"]) for c in clips])) if clips else None,
+            "completion_mean": float(np.mean([c["completion"] for c in clips])) if clips else None,
+            "E_mpkpe_median_mm": float(np.median(e)) if e else None,
+            "E_mpkpe_overall_mm": report.get("overall", {}).get("E_mpkpe_mm")}
+
+
+def _fmt(v, spec: str) -> str:
+    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
+
+
+def markdown_tables(splits: dict[str, dict], title: str) -> str:
+    """Markdown: a summary row per split, then one row per clip. ``splits`` = {name: report}."""
+    lines = [f"# {title}", "", "| split | clips | success | mean completion | median E_mpkpe mm | overall E_mpkpe mm |",
+             "|---|---|---|---|---|---|"]
+    for name, rep in splits.items():
+        s = split_summary(rep)
+        lines.append(f"| {name} | {s['clips']} | {s['successes']}/{s['clips']} | {_fmt(s['completion_mean'], '.3f')} | "
+                     f"{_fmt(s['E_mpkpe_median_mm'], '.1f')} | {_fmt(s['E_mpkpe_overall_mm'], '.1f')} |")
+    lines += ["", "| split | clip | success | completion | E_mpkpe mm |", "|---|---|---|---|---|"]
+    for name, rep in splits.items():
+        for c in rep["per_clip"]:
+            lines.append(f"| {name} | {c['motion']} | {'yes' if c['success'] else 'no'} | "
+                         f"{_fmt(c['completion'], '.3f')} | {_fmt(c.get('E_mpkpe_mm'), '.1f')} |")
+    return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ then stacked into flat float32 arrays so that thousands of environments can inde
 
 from __future__ import annotations
 
+import functools
 import glob
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,94 @@ def _at_control_rate(motion):
 
 
 STAND_START_SUFFIX = "@stand_start"
+MIRROR_SUFFIX = "@mirror"
+
+
+def _swap_side(name: str) -> str:
+    for a, b in (("left_", "right_"), ("right_", "left_")):
+        if name.startswith(a):
+            return b + name[len(a):]
+    return name
+
+
+@functools.lru_cache(maxsize=1)
+def mirror_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(joint permutation, joint sign, key-body permutation) of the left/right mirror about the sagittal
+    plane (world y -> -y). The permutations swap ``left_``/``right_`` in g1_description's joint and key-body
+    names; the sign of joint j' = mirror(j) follows from the joint axes of g1_description's model at the
+    zero pose: a rotation about axis a by q mirrors to a rotation about M a (M = diag(1, -1, 1)) by -q,
+    so q_j' = -(a_j' . M a_j) q_j (pitch-like axes keep the sign, roll- and yaw-like axes flip it)."""
+    import mujoco
+
+    from g1_description import mjcf
+
+    jperm = np.array([robot.JOINT_NAMES.index(_swap_side(n)) for n in robot.JOINT_NAMES])
+    kperm = np.array([robot.KEY_BODIES.index(_swap_side(n)) for n in robot.KEY_BODIES])
+    model = mjcf.build_kinematic_model()
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    axes = np.array([data.xaxis[model.joint(n).id] for n in robot.JOINT_NAMES])
+    m = np.array([1.0, -1.0, 1.0])
+    dots = np.einsum("jk,jk->j", axes[jperm], axes * m)
+    if np.any(np.abs(np.abs(dots) - 1.0) > 1e-3):
+        raise ValueError(f"g1_description's joint axes are not left/right symmetric (|a_j' . M a_j| = {np.abs(dots)})")
+    return jperm, -np.sign(dots), kperm
+
+
+def mirror_motion(motion):
+    """The clip mirrored left/right (``<name>@mirror``; mirroring twice gives the original back): world
+    y -> -y for positions and linear velocities, (w, x, y, z) -> (w, -x, y, -z) for orientations,
+    (x, y, z) -> (-x, y, -z) for angular velocities (pseudo-vectors), joints and key bodies swapped
+    between the sides with :func:`mirror_tables`' signs."""
+    import dataclasses
+
+    jperm, jsign, kperm = mirror_tables()
+    m, qm, wm = np.array([1.0, -1.0, 1.0]), np.array([1.0, -1.0, 1.0, -1.0]), np.array([-1.0, 1.0, -1.0])
+    name = motion.name[:-len(MIRROR_SUFFIX)] if motion.name.endswith(MIRROR_SUFFIX) else motion.name + MIRROR_SUFFIX
+    prov = dict(motion.provenance)
+    prov["mirrored"] = not prov.get("mirrored", False)
+    out = dataclasses.replace(
+        motion, name=name, provenance=prov,
+        joint_pos=np.asarray(motion.joint_pos)[:, jperm] * jsign, joint_vel=np.asarray(motion.joint_vel)[:, jperm] * jsign,
+        root_pos=np.asarray(motion.root_pos) * m, root_quat_wxyz=np.asarray(motion.root_quat_wxyz) * qm,
+        root_lin_vel=np.asarray(motion.root_lin_vel) * m, root_ang_vel=np.asarray(motion.root_ang_vel) * wm,
+        key_body_pos=np.asarray(motion.key_body_pos)[:, kperm] * m)
+    out.validate()
+    return out
+
+
+def time_scaled_motion(motion, speed: float):
+    """The clip played ``speed`` times as fast (``<name>@x<speed>``), on the 50 Hz grid: frames sampled at
+    clip times k * dt * speed (motion_server.motion.sample: linear / slerp), velocities times ``speed``."""
+    import dataclasses
+
+    from motion_server.motion import sample
+
+    if not speed > 0:
+        raise ValueError(f"env.motions.time_scales: {speed} is not a positive speed factor")
+    dt = robot.CONTROL_PERIOD_S
+    n = int(np.floor(motion.duration_s / speed / dt + 1e-9)) + 1
+    fb = sample(motion, np.arange(n) * dt * speed)
+    out = dataclasses.replace(
+        motion, name=f"{motion.name}@x{speed:g}", fps=robot.CONTROL_RATE_HZ,
+        provenance={**dict(motion.provenance), "time_scale": speed},
+        joint_pos=fb.joint_pos, joint_vel=fb.joint_vel * speed, root_pos=fb.root_pos,
+        root_quat_wxyz=fb.root_quat_wxyz, root_lin_vel=fb.root_lin_vel * speed,
+        root_ang_vel=fb.root_ang_vel * speed, key_body_pos=fb.key_body_pos)
+    out.validate()
+    return out
+
+
+def augment(motions: list, cfg: MotionCfg) -> list:
+    """The clips plus their mirrors (``mirror``) and, of both, the ``time_scales`` versions."""
+    out = list(motions)
+    if cfg.mirror:
+        out += [mirror_motion(m) for m in motions]
+    base = list(out)
+    for speed in cfg.time_scales:
+        if abs(speed - 1.0) > 1e-9:
+            out += [time_scaled_motion(m, speed) for m in base]
+    return out
 
 
 def stand_start_motion(motion, blend_s: float, play_s: float):
@@ -127,7 +216,16 @@ def stand_start_motion(motion, blend_s: float, play_s: float):
     return out
 
 
-def load_motion_set(cfg: MotionCfg, min_frames: int = 10) -> MotionSet:
+SPLITS = ("train", "heldout", "all")
+
+
+def load_motion_set(cfg: MotionCfg, min_frames: int = 10, split: str = "train",
+                    augmented: bool = True) -> MotionSet:
+    """The clips of ``cfg.sources`` (after ``names`` / ``max_clips``) of one split: ``train`` = all but
+    ``cfg.heldout``, ``heldout`` = only those, ``all``. ``augmented``: add mirrored / time-scaled /
+    stand-start versions as configured (training); evaluation loads the clips as they are."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r}: expected one of {SPLITS}")
     paths = _expand(list(cfg.sources))
     if not paths:
         raise MotionLoadError("no motion sources given: set env.motions.sources in the config "
@@ -136,6 +234,8 @@ def load_motion_set(cfg: MotionCfg, min_frames: int = 10) -> MotionSet:
     for p in paths:
         m = _at_control_rate(_load_one(p))
         if cfg.names and not any(n in m.name for n in cfg.names):
+            continue
+        if (split == "train" and m.name in cfg.heldout) or (split == "heldout" and m.name not in cfg.heldout):
             continue
         if m.num_frames < min_frames:
             continue
@@ -146,9 +246,17 @@ def load_motion_set(cfg: MotionCfg, min_frames: int = 10) -> MotionSet:
         if cfg.max_clips and len(motions) >= cfg.max_clips:
             break
     if not motions:
-        raise MotionLoadError(f"no usable clips among {len(paths)} files (filter names={cfg.names})")
-    if cfg.stand_start_s > 0:
-        motions += [stand_start_motion(m, cfg.stand_start_blend_s, cfg.stand_start_s) for m in motions]
+        raise MotionLoadError(f"no usable clips among {len(paths)} files (filter names={cfg.names}, "
+                              f"split {split}, heldout={cfg.heldout})")
+    if split == "heldout":
+        missing = sorted(set(cfg.heldout) - {m.name for m in motions})
+        if missing and not (cfg.max_clips or cfg.names):
+            raise MotionLoadError(f"env.motions.heldout names clips that are not in the sources: {missing}")
+    if augmented:
+        originals = list(motions)
+        motions = augment(motions, cfg)
+        if cfg.stand_start_s > 0:
+            motions += [stand_start_motion(m, cfg.stand_start_blend_s, cfg.stand_start_s) for m in originals]
     lengths = np.array([m.num_frames for m in motions])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
 

@@ -23,11 +23,13 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from rsl_rl.runners import DistillationRunner, OnPolicyRunner
 from tqdm import tqdm
 
+from . import campaign
 from .checkpoint_io import WeightsOnlyLoad, load_checkpoint
 from .config import ModelCfg, TrainCfg, to_dict
 from .env import TrackingEnv, deployment_observation_config
@@ -101,19 +103,42 @@ def student_runner_cfg(cfg: TrainCfg) -> dict:
 PARAM_DIGEST_ENV = "G1_TRAIN_PARAM_DIGEST_DIR"
 
 
-def resolve_distributed(cfg: TrainCfg) -> None:
-    """Under ``torchrun`` (WORLD_SIZE > 1): ``device: cuda[:i]`` becomes ``cuda:<LOCAL_RANK>`` (rsl-rl's
-    multi-GPU path, NCCL), ``device: cpu`` stays CPU (gloo, :class:`_CpuRanks`); every rank simulates
-    its own environments with seed + RANK (the torch seed follows it)."""
+#: the process-group backend resolve_distributed chose for this rank ("gloo" or "nccl"; None = single process)
+PG_BACKEND_ENV = "G1_TRAIN_PG_BACKEND"
+
+
+def rank_device(device: str, local_rank: int, local_world: int, gpu_count: int) -> tuple[str, str]:
+    """(this rank's device, process-group backend) under torchrun. ``cpu``: CPU ranks over gloo.
+    ``cuda``: one GPU per rank over NCCL (rsl-rl's path, ``cuda:<LOCAL_RANK>``) while there are at least
+    as many GPUs as local ranks (or none visible: then torch reports the missing GPU itself); with more
+    ranks than GPUs - a 1-GPU machine with 16 cores simulating on all of them - rank r shares
+    ``cuda:<r mod GPUs>`` with the others over gloo (NCCL refuses two ranks on one GPU)."""
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return "cpu", "gloo"
+    if kind != "cuda":
+        raise ValueError(f"device {device!r}: multi-process training runs on 'cuda' or 'cpu' (gloo)")
+    if gpu_count <= 0 or local_world <= gpu_count:
+        return f"cuda:{local_rank}", "nccl"
+    return f"cuda:{local_rank % gpu_count}", "gloo"
+
+
+def resolve_distributed(cfg: TrainCfg, gpu_count: int | None = None) -> None:
+    """Under ``torchrun`` (WORLD_SIZE > 1): the rank's device and backend by :func:`rank_device` (``cuda`` ->
+    ``cuda:<LOCAL_RANK>`` + NCCL, or ranks sharing GPUs over gloo; ``cpu`` -> gloo, :class:`_CpuRanks`);
+    every rank simulates its own environments with seed + RANK (the torch seed follows it)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return
     kind = torch.device(cfg.device).type
-    if kind == "cuda":
-        cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    elif kind != "cpu":
+    if kind not in ("cuda", "cpu"):
         raise ValueError(f"device {cfg.device!r}: multi-process training (WORLD_SIZE={world}) runs on 'cuda' "
-                         "(one GPU per rank, NCCL) or 'cpu' (gloo)")
+                         "(one GPU per rank, NCCL, or ranks sharing GPUs over gloo) or 'cpu' (gloo)")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    gpus = torch.cuda.device_count() if gpu_count is None else gpu_count
+    cfg.device, backend = rank_device(cfg.device, local_rank, local_world, gpus)
+    os.environ[PG_BACKEND_ENV] = backend
     cfg.env.seed += int(os.environ.get("RANK", "0"))
 
 
@@ -122,14 +147,18 @@ def _is_main_rank() -> bool:
 
 
 class _CpuRanks:
-    """rsl-rl's ``_configure_multi_gpu`` hard-codes NCCL and ``cuda:<LOCAL_RANK>``. For CPU ranks this does
-    the same set-up over gloo (rsl-rl's broadcast/all-reduce then run for real); CUDA ranks and
-    single-process runs go to rsl-rl unchanged."""
+    """rsl-rl's ``_configure_multi_gpu`` hard-codes NCCL and ``cuda:<LOCAL_RANK>``. For CPU ranks, and for
+    ranks sharing a GPU (more ranks than GPUs), this does the same set-up over gloo (rsl-rl's
+    broadcast/all-reduce then run for real); one-GPU-per-rank and single-process runs go to rsl-rl
+    unchanged."""
 
     def _configure_multi_gpu(self) -> None:
         world = int(os.getenv("WORLD_SIZE", "1"))
-        if world <= 1 or torch.device(self.device).type != "cpu":
+        shared_gpu = torch.device(self.device).type == "cuda" and os.getenv(PG_BACKEND_ENV) == "gloo"
+        if world <= 1 or (torch.device(self.device).type != "cpu" and not shared_gpu):
             return super()._configure_multi_gpu()
+        if shared_gpu:  # several ranks on one GPU (resolve_distributed): gloo, which handles CUDA tensors
+            torch.cuda.set_device(torch.device(self.device))
         self.gpu_world_size, self.is_distributed = world, True
         self.gpu_local_rank = int(os.getenv("LOCAL_RANK", "0"))
         self.gpu_global_rank = int(os.getenv("RANK", "0"))
@@ -142,12 +171,26 @@ class _CpuRanks:
             torch.distributed.init_process_group(backend="gloo", rank=self.gpu_global_rank, world_size=world)
 
 
-class TeacherRunner(_CpuRanks, WeightsOnlyLoad, OnPolicyRunner):
-    """rsl-rl's PPO runner (+ CPU ranks over gloo; checkpoints read weights-only)."""
+class _CampaignCheckpoints:
+    """Checkpoints are written by :func:`_with_progress` (every rank's task state gathered, then rank 0
+    writes, see :mod:`g1_train.campaign`) at exactly the iterations where rsl-rl's ``learn`` calls
+    ``save`` (every ``save_interval`` and the last one) and on the campaign schedule; rsl-rl's own
+    ``save`` calls are then duplicates and skipped."""
+
+    saved_iteration: int | None = None
+
+    def save(self, path: str, infos: dict | None = None) -> None:
+        if self.saved_iteration == self.current_learning_iteration:
+            return
+        super().save(path, infos)  # not reached in training; kept for direct use
 
 
-class StudentRunner(_CpuRanks, WeightsOnlyLoad, DistillationRunner):
-    """rsl-rl's DAgger distillation runner (+ CPU ranks over gloo; checkpoints read weights-only)."""
+class TeacherRunner(_CampaignCheckpoints, _CpuRanks, WeightsOnlyLoad, OnPolicyRunner):
+    """rsl-rl's PPO runner (+ CPU ranks over gloo, campaign checkpoints; checkpoints read weights-only)."""
+
+
+class StudentRunner(_CampaignCheckpoints, _CpuRanks, WeightsOnlyLoad, DistillationRunner):
+    """rsl-rl's DAgger distillation runner (+ CPU ranks over gloo, campaign checkpoints; checkpoints read weights-only)."""
 
 
 def state_digest(saved: dict) -> str:
@@ -206,62 +249,188 @@ def latest_checkpoint(path: str | Path) -> Path:
     return ckpts[-1]
 
 
-def _with_progress(runner, iterations: int, desc: str) -> None:
+class _LegOver(Exception):
+    """Raised at an iteration boundary (after the checkpoint) to end a campaign leg early."""
+
+
+def _write_checkpoint(runner, cfg: TrainCfg, it: int, totals: dict, reason: str) -> None:
+    """Gather every rank's task state; rank 0 writes model_<it>.pt (resumable), policy.pt (slim) and a
+    campaign.jsonl record."""
+    t0 = time.monotonic()
+    states = campaign.gather_rank_states(runner, runner.env.env)
+    runner.saved_iteration = it
+    log_dir = runner.logger.log_dir
+    if states is None or not log_dir:
+        return
+    saved = runner.alg.save()
+    saved["iter"], saved["infos"] = it, None
+    saved["campaign"] = {"format": campaign.FORMAT, "ranks": states, "env_steps": int(totals["env_steps"]),
+                         "wall_s": float(totals["wall_s"]), "leg": int(totals["leg"])}
+    path = campaign.atomic_save(saved, Path(log_dir) / f"model_{it}.pt")
+    campaign.write_slim_snapshot(Path(log_dir), saved, it, to_dict(cfg))
+    campaign.prune_checkpoints(Path(log_dir), cfg.campaign.keep_checkpoints)
+    with open(Path(log_dir) / "campaign.jsonl", "a") as f:
+        f.write(json.dumps(campaign.leg_record("checkpoint", it=it, path=path.name, reason=reason,
+                                               env_steps=int(totals["env_steps"]),
+                                               write_s=round(time.monotonic() - t0, 3))) + "\n")
+
+
+def _with_progress(runner, iterations: int, desc: str, cfg: TrainCfg | None = None,
+                   control: campaign.CampaignControl | None = None, totals: dict | None = None) -> str | None:
     """rsl-rl prints a long block per iteration; show a tqdm bar instead and append one JSON line per
     iteration to ``progress.jsonl`` (written as it goes, so a killed run keeps its history).
-    TensorBoard gets everything rsl-rl logs."""
+    TensorBoard gets everything rsl-rl logs. With ``control``, checkpoints and stops the leg on its
+    schedule (see :mod:`g1_train.campaign`). Returns why the leg stopped early, or None."""
     bar = tqdm(total=iterations, desc=desc, unit="it", dynamic_ncols=True, disable=not _is_main_rank())
     original = runner.logger.log
     progress = Path(runner.logger.log_dir) / "progress.jsonl" if runner.logger.log_dir else None
+    save_interval = runner.cfg["save_interval"]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    totals = totals if totals is not None else {"env_steps": 0, "wall_s": 0.0, "leg": 0}
+    stopped: list[str] = []
 
     def log(*args, **kwargs):
+        extras = list(runner.logger.ep_extras)
         with contextlib.redirect_stdout(io.StringIO()):
             original(*args, **kwargs)
-        it = kwargs.get("it", args[0] if args else 0)
+        it = int(kwargs.get("it", args[0] if args else 0))
         loss = kwargs.get("loss_dict", {})
         steps = runner.cfg["num_steps_per_env"] * runner.env.num_envs
-        fps = steps / max(kwargs.get("collect_time", 0) + kwargs.get("learn_time", 0), 1e-9)
+        seconds = kwargs.get("collect_time", 0) + kwargs.get("learn_time", 0)
+        totals["env_steps"] += steps * world
+        totals["wall_s"] += seconds
+        fps = steps / max(seconds, 1e-9)
         rew, length = runner.logger.rewbuffer, runner.logger.lenbuffer
-        entry = {"it": int(it), "fps": round(fps, 1), **{k: round(float(v), 5) for k, v in loss.items()}}
+        entry = {"it": it, "fps": round(fps, 1), "env_steps": int(totals["env_steps"]),
+                 "wall_s": round(totals["wall_s"], 1), **{k: round(float(v), 5) for k, v in loss.items()}}
         if len(rew):
             entry["mean_reward"] = round(float(sum(rew) / len(rew)), 4)
             entry["mean_episode_s"] = round(float(sum(length) / len(length)) * runner.env.env.dt, 3)
+        rates = [e["/tracking/success_rate"] for e in extras if "/tracking/success_rate" in e]
+        if rates:
+            entry["train_success"] = round(float(np.mean(rates)), 4)
         if progress is not None:
             with open(progress, "a") as f:
                 f.write(json.dumps(entry) + "\n")
-        bar.set_postfix({k: v for k, v in entry.items() if k != "it"})
+        bar.set_postfix({k: v for k, v in entry.items() if k not in ("it", "env_steps", "wall_s")})
         bar.update(1)
+        # checkpoints: where rsl-rl would save (every save_interval, the last iteration) + the campaign schedule
+        due = it % save_interval == 0 or it == int(kwargs.get("total_it", it + 1)) - 1
+        reason = None
+        if control is not None:
+            timed, reason = control.decide()
+            due = due or timed
+        if due:
+            t0 = time.monotonic()
+            last = it == int(kwargs.get("total_it", it + 1)) - 1
+            why = reason or ("interval" if it % save_interval == 0 else "end" if last else "timer")
+            _write_checkpoint(runner, cfg, it, totals, why)
+            if control is not None:
+                control.checkpointed(time.monotonic() - t0)
+        if reason is not None:
+            stopped.append(reason)
+            raise _LegOver(reason)
 
     runner.logger.log = log
     try:
         runner.learn(iterations, init_at_random_ep_len=False)
+    except _LegOver:
+        if runner.logger.writer is not None:
+            runner.logger.stop_logging_writer()
     finally:
         bar.close()
         runner.logger.log = original
+    return stopped[0] if stopped else None
+
+
+def _resolve_out(out: str | None, resume: str | None) -> str | None:
+    """``--resume RUN`` without ``--out`` continues in RUN itself (one run directory per campaign)."""
+    if out or not resume:
+        return out
+    p = Path(resume)
+    return str(p if p.is_dir() else p.parent)
+
+
+def _resume_campaign(runner, ckpt: Path, log_dir: Path | None) -> dict:
+    """Restore this rank's task state, RNGs and logger statistics from a campaign checkpoint (read with
+    ``weights_only=True``: the format holds tensors and plain types only); truncate progress.jsonl after
+    the checkpoint's iteration. Returns the running totals."""
+    state = load_checkpoint(ckpt, map_location="cpu")
+    it = int(state["iter"])
+    totals = {"env_steps": 0, "wall_s": 0.0, "leg": 0}
+    info: dict = {"env_restored": False, "rng_restored": False}
+    if "campaign" in state:
+        c = state["campaign"]
+        totals = {"env_steps": c["env_steps"], "wall_s": c["wall_s"], "leg": c["leg"] + 1}
+        info = campaign.restore_rank_state(runner, runner.env.env, c)
+        runner.env.episode_length_buf = torch.as_tensor(runner.env.env.episode_len, device=runner.env.device)
+    if log_dir is not None:
+        prog = log_dir / "progress.jsonl"
+        if prog.is_file():
+            keep = [ln for ln in prog.read_text().splitlines() if ln and json.loads(ln).get("it", -1) <= it]
+            prog.write_text("".join(ln + "\n" for ln in keep))
+        with open(log_dir / "campaign.jsonl", "a") as f:
+            f.write(json.dumps(campaign.leg_record("resume", it=it, checkpoint=str(ckpt), **info,
+                                                   env_steps=int(totals["env_steps"]),
+                                                   wall_s=float(totals["wall_s"]))) + "\n")
+    print(f"resumed from {ckpt} at iteration {it + 1} (episodes in flight restored: {info['env_restored']}, "
+          f"RNG restored: {info['rng_restored']})")
+    return totals
+
+
+def _run_leg(runner, cfg: TrainCfg, iterations: int, desc: str, log_dir: Path | None, totals: dict,
+             max_seconds: float | None, started: float | None, resumed_from: Path | None) -> None:
+    control = campaign.CampaignControl(max_seconds, cfg.campaign.checkpoint_every_s, started, cfg.device)
+    control.install_signals()
+    if log_dir is not None:
+        with open(log_dir / "campaign.jsonl", "a") as f:
+            f.write(json.dumps(campaign.leg_record(
+                "start", leg=int(totals["leg"]), it=runner.current_learning_iteration, iterations=iterations,
+                max_seconds=max_seconds, device=cfg.device, world_size=int(os.environ.get("WORLD_SIZE", "1")),
+                num_envs=runner.env.num_envs, resumed_from=str(resumed_from) if resumed_from else None)) + "\n")
+    try:
+        reason = _with_progress(runner, iterations, desc, cfg, control, totals)
+    finally:
+        control.restore_signals()
+    if log_dir is not None:
+        with open(log_dir / "campaign.jsonl", "a") as f:
+            f.write(json.dumps(campaign.leg_record("stop", it=runner.current_learning_iteration,
+                                                   reason=reason or "iterations done",
+                                                   env_steps=int(totals["env_steps"]))) + "\n")
+    if reason:
+        print(f"leg stopped at iteration {runner.current_learning_iteration}: {reason} (checkpoint written)")
 
 
 def train_teacher(cfg: TrainCfg, out: str | None = None, resume: str | None = None,
-                  iterations: int | None = None) -> Path | None:
-    """Returns the final checkpoint (None on ranks other than 0, which write nothing)."""
+                  iterations: int | None = None, max_seconds: float | None = None,
+                  started: float | None = None) -> Path | None:
+    """Returns the final checkpoint (None on ranks other than 0, which write nothing). ``max_seconds``:
+    end the leg (with a resumable checkpoint) so that it finishes within this many seconds of
+    ``started`` (time.monotonic(); default: now)."""
+    out = _resolve_out(out, resume)
     log_dir = run_dir(cfg, "teacher", out) if _is_main_rank() else None  # config as given, not per rank
     resolve_distributed(cfg)
     torch.manual_seed(cfg.env.seed)
     _, venv = make_env(cfg, with_context=False)
     runner = TeacherRunner(venv, teacher_runner_cfg(cfg), log_dir=log_dir and str(log_dir), device=cfg.device)
     runner.logger.git_status_repos = []  # the repository state is in config.yaml + the artifact provenance
+    totals, ckpt = {"env_steps": 0, "wall_s": 0.0, "leg": 0}, None
     if resume:
         ckpt = latest_checkpoint(resume)
-        runner.load(str(ckpt))
+        runner.load(str(ckpt), map_location=cfg.device)
+        totals = _resume_campaign(runner, ckpt, log_dir)
         runner.current_learning_iteration += 1  # the checkpoint's iteration is done: continue after it
-        print(f"resumed teacher from {ckpt} at iteration {runner.current_learning_iteration}")
     initial = state_digest(runner.alg.save()) if os.environ.get(PARAM_DIGEST_ENV) else None
-    _with_progress(runner, iterations or cfg.teacher_algo.iterations, "teacher PPO")
+    _run_leg(runner, cfg, iterations or cfg.teacher_algo.iterations, "teacher PPO", log_dir, totals,
+             max_seconds, started, ckpt)
     _finish_distributed(runner, initial, cfg)
     return _final_checkpoint(log_dir)
 
 
 def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, resume: str | None = None,
-                  iterations: int | None = None) -> Path | None:
+                  iterations: int | None = None, max_seconds: float | None = None,
+                  started: float | None = None) -> Path | None:
+    out = _resolve_out(out, resume)
     log_dir = run_dir(cfg, f"student_{cfg.student.kind}", out) if _is_main_rank() else None
     resolve_distributed(cfg)
     torch.manual_seed(cfg.env.seed)
@@ -272,16 +441,20 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
         runner_cfg["student"]["arch"] = transformer_arch_of(state["student_state_dict"])
     runner = StudentRunner(venv, runner_cfg, log_dir=log_dir and str(log_dir), device=cfg.device)
     runner.logger.git_status_repos = []
+    totals, ckpt = {"env_steps": 0, "wall_s": 0.0, "leg": 0}, None
     if resume:
         ckpt = latest_checkpoint(resume)
-        runner.load(str(ckpt))  # a distillation checkpoint: student, teacher, optimiser, iteration
+        runner.load(str(ckpt), map_location=cfg.device)  # a distillation checkpoint: student, teacher, optimiser, iteration
+        totals = _resume_campaign(runner, ckpt, log_dir)
         runner.current_learning_iteration += 1
-        print(f"resumed student from {ckpt} at iteration {runner.current_learning_iteration}")
     else:
-        ckpt = latest_checkpoint(teacher)
-        runner.load(str(ckpt), load_cfg={"teacher": True, "iteration": False})
-        print(f"teacher loaded from {ckpt}")
+        tckpt = latest_checkpoint(teacher)
+        # a teacher checkpoint or its slim policy.pt (actor + normaliser): only the teacher is taken
+        runner.alg.load(load_checkpoint(tckpt, map_location=cfg.device),
+                        {"teacher": True, "iteration": False}, True)
+        print(f"teacher loaded from {tckpt}")
     initial = state_digest(runner.alg.save()) if os.environ.get(PARAM_DIGEST_ENV) else None
-    _with_progress(runner, iterations or cfg.student_algo.iterations, f"student {cfg.student.kind} DAgger")
+    _run_leg(runner, cfg, iterations or cfg.student_algo.iterations, f"student {cfg.student.kind} DAgger",
+             log_dir, totals, max_seconds, started, ckpt)
     _finish_distributed(runner, initial, cfg)
     return _final_checkpoint(log_dir)

@@ -142,3 +142,24 @@ def test_torchrun_environment_selects_the_rank_device_and_seed(monkeypatch):
     assert cfg.device == "cuda:1" and cfg.env.seed == 1  # rsl-rl's multi-GPU path requires cuda:<LOCAL_RANK>
     with pytest.raises(ValueError, match="cuda"):
         resolve_distributed(TrainCfg(device="mps"))
+
+
+def test_more_ranks_than_gpus_share_them_over_gloo(monkeypatch):
+    """A 1-GPU machine with 16 cores: 16 ranks all on cuda:0 over gloo (NCCL refuses shared GPUs); as many
+    GPUs as ranks: cuda:<LOCAL_RANK> over NCCL; more ranks than GPUs: LOCAL_RANK mod GPUs."""
+    import os
+
+    from g1_train.config import TrainCfg
+    from g1_train.train import PG_BACKEND_ENV, rank_device, resolve_distributed
+
+    assert [rank_device("cuda", r, 16, 1) for r in (0, 5, 15)] == [("cuda:0", "gloo")] * 3
+    assert rank_device("cuda", 3, 4, 4) == ("cuda:3", "nccl")
+    assert [rank_device("cuda", r, 8, 2)[0] for r in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert rank_device("cuda", 1, 2, 0) == ("cuda:1", "nccl")  # no GPU visible: torch will say so
+    assert rank_device("cpu", 7, 16, 1) == ("cpu", "gloo")
+    for k, v in {"WORLD_SIZE": "16", "LOCAL_WORLD_SIZE": "16", "LOCAL_RANK": "9", "RANK": "9"}.items():
+        monkeypatch.setenv(k, v)
+    cfg = TrainCfg(device="cuda")
+    resolve_distributed(cfg, gpu_count=1)
+    assert cfg.device == "cuda:0" and cfg.env.seed == 9 and os.environ[PG_BACKEND_ENV] == "gloo"
+    monkeypatch.delenv(PG_BACKEND_ENV)
