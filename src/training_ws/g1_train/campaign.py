@@ -48,7 +48,7 @@ FORMAT = 1
 RANDOMISED_MODEL_FIELDS = ("geom_friction", "body_mass", "body_ipos", "hfield_data")
 #: TrackingEnv attributes that are not state (configuration, derived constants, objects handled apart)
 _ENV_SKIP = {"cfg", "motions", "base_model", "physics", "sampler", "history", "rng", "obs_cfg", "offsets",
-             "default_q", "kp", "kd", "effort", "terrain", "num_envs", "dt", "context_len"}
+             "default_q", "kp", "kd", "effort", "terrain", "num_envs", "dt", "context_len", "profile"}
 
 
 class StateMismatch(ValueError):

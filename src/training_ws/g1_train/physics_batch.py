@@ -154,6 +154,53 @@ class BatchPhysics:
                 self.ctrl[:] = np.clip(tau, -effort, effort)
                 b.step(stage=vel if k == n_sub - 1 else mujoco.mjtStage.mjSTAGE_NONE)
 
+    #: MjData fields that make up the simulation state (mjSTATE_INTEGRATION's, less the unused mocap/plugin)
+    STATE_FIELDS = ("time", "qpos", "qvel", "act", "ctrl", "qacc_warmstart", "qfrc_applied", "xfrc_applied",
+                    "history", "userdata")
+
+    def _expanded_fields(self) -> dict[str, np.ndarray]:
+        fields = {}
+        if self.randomised:
+            fields.update(geom_friction=self.friction, body_mass=self.body_mass, body_ipos=self.body_ipos,
+                          gravity=self.gravity)
+        if self.actuator_pd:
+            fields.update(actuator_gainprm=self.gainprm, actuator_biasprm=self.biasprm)
+            if self._forcerange is not None:
+                fields["actuator_forcerange"] = self._forcerange
+        return fields
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit for bit (campaign checkpoints): each sim's integration state
+        and the per-sim model fields this backend expanded (randomisation, actuator gains)."""
+        b = self.batch
+        state = {f: np.array(b.bind(f)) for f in self.STATE_FIELDS}
+        model = {f: np.array(v) for f, v in self._expanded_fields().items()}
+        return {"num_envs": self.num_envs, "profile": self.profile.name, "state": state, "model": model,
+                "gain_key": None if self._gain_key is None else [k.hex() for k in self._gain_key]}
+
+    def load_state_dict(self, saved: dict) -> None:
+        if saved["num_envs"] != self.num_envs or saved["profile"] != self.profile.name:
+            raise ValueError(f"batch physics state of {saved['num_envs']} envs / profile {saved['profile']!r} "
+                             f"cannot be loaded into {self.num_envs} envs / {self.profile.name!r}")
+        if "actuator_forcerange" in saved["model"] and self._forcerange is None:
+            self._forcerange = self.batch.expand("actuator_forcerange")
+        fields = self._expanded_fields()
+        if set(saved["model"]) != set(fields):
+            raise ValueError(f"batch physics state expands {sorted(saved['model'])}, this backend "
+                             f"{sorted(fields)} (randomisation or PD mode differ)")
+        for f, v in saved["model"].items():
+            fields[f][...] = np.asarray(v)
+        all_ids = np.arange(self.num_envs)
+        if self.randomised:
+            self.batch.set_const(all_ids)
+        for f, v in saved["state"].items():
+            self.batch.bind(f)[...] = np.asarray(v)
+        key = saved.get("gain_key")
+        self._gain_key = None if key is None else tuple(bytes.fromhex(k) for k in key)
+        # positions, velocities and sensors of the restored state (what step's last stage computes); the
+        # integration state itself is untouched by a forward pass
+        self.batch.forward(all_ids)
+
     def push(self, ids, dv_xy) -> None:
         self.qvel[np.asarray(ids), :2] += dv_xy
 

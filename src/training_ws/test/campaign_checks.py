@@ -84,8 +84,8 @@ def env_roundtrip(source: str) -> dict:
             max_diff = max(max_diff, float(np.abs(oa[k] - ob[k]).max()))
         max_diff = max(max_diff, float(np.abs(ra - rb).max()), float(np.abs(a.friction - b.friction).max()))
         assert np.array_equal(ta, tb) and np.array_equal(toa, tob)
-    qa = np.array([d.qpos.copy() for d in a.physics.datas])
-    qb = np.array([d.qpos.copy() for d in b.physics.datas])
+    qa, qb = (np.array(e.physics.qpos) if hasattr(e.physics, "qpos")  # batch backend: one bound array
+              else np.array([d.qpos.copy() for d in e.physics.datas]) for e in (a, b))
     return {"restored": restored, "max_diff": max_diff, "qpos_diff": float(np.abs(qa - qb).max()),
             "resets": resets, "rng_equal": a.rng.integers(1 << 30) == b.rng.integers(1 << 30)}
 

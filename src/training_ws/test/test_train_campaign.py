@@ -47,7 +47,7 @@ def test_k_plus_resume_plus_k_equals_2k(tmp_path, train_python, g1_moves):
     assert a["iter"] == b["iter"] == 5
     assert a["model"] == b["model"], "parameters / normalisers differ after resuming"
     assert a["optimizer"] == b["optimizer"], "optimiser state differs after resuming"
-    assert b["campaign_keys"] == ["env_steps", "format", "leg", "ranks", "wall_s"] and b["physics"] == "c_mujoco"
+    assert b["campaign_keys"] == ["env_steps", "format", "leg", "ranks", "wall_s"] and b["physics"] == "backend"  # the batch backend's state_dict
     assert a["env_steps"] == b["env_steps"] == 6 * 8 * 4
     resume = next(e for e in _events(tmp_path / "legs") if e["event"] == "resume")
     assert resume["env_restored"] and resume["rng_restored"] and resume["it"] == 2
