@@ -147,3 +147,35 @@ def test_foxglove_bridge_forwards_the_best_effort_reference_ghost_and_markers(no
     assert list(received_ghost.position) == [0.25] * robot.NUM_JOINTS
     received_markers = deserialize_message(got["/" + topics.REFERENCE_MARKERS], MarkerArray)
     assert received_markers.markers[0].ns == "reference_key_bodies"
+
+
+def test_track_simulates_with_the_physics_profile_the_policy_was_trained_with(tmp_path):
+    """A policy trained with the fast training profile (5 ms x 4, PD in actuators) falls in the 500 Hz
+    simulator (and the shipped one the other way round): g1 track reads the profile from the artifact's
+    provenance and hands it to the simulator; --physics-profile overrides; unknown names are refused."""
+    import argparse
+
+    from g1_bringup import track
+    from g1_bringup.shipped import default_policy
+    from g1_description import robot
+    from g1_tracker_policy import contract, testing
+    from g1_tracker_policy.observation import ObservationConfig
+
+    cfg = ObservationConfig()
+    path = tmp_path / "trained_200hz.onnx"
+    contract.write_artifact(path, testing.build_model("mlp", cfg), model_kind="mlp", observation=cfg,
+                            kp=robot.STAND_KP, kd=robot.STAND_KD, action_scale=0.25,
+                            provenance={"name": "t", "physics_profile": "actuator_200hz"})
+    args = argparse.Namespace(physics_profile=None, policy_sidecar=None, base_lin_vel=None)
+    assert track._resolve_physics_profile(args, str(path)) == "actuator_200hz"
+    shipped = default_policy()
+    if shipped:  # trained before profiles existed: no profile named, sim.yaml's (drivers_500hz) applies
+        assert track._resolve_physics_profile(args, str(shipped)) == ""
+    args.physics_profile = "drivers_500hz"
+    assert track._resolve_physics_profile(args, str(path)) == "drivers_500hz"
+    args.physics_profile = "fast"
+    with pytest.raises(track.TrackError, match="actuator_200hz"):
+        track._resolve_physics_profile(args, str(path))
+    sim = {n.name: n for n in tracking_graph(GraphOptions(physics_profile="actuator_200hz"))}["g1_sim"]
+    assert sim.params["physics_profile"] == "actuator_200hz"
+    assert "physics_profile" not in {n.name: n for n in tracking_graph(GraphOptions())}["g1_sim"].params

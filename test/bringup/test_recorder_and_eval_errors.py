@@ -141,3 +141,12 @@ def test_eval_reads_reference_windows_by_both_decoders_alike(tmp_path):
                                                                           fast.key_body_names)
     with pytest.raises(conversions.MessageError, match="not finite|NaN"):
         as_window(slow)  # replay refuses what the policy node would have refused
+
+
+def test_track_with_a_damaged_library_fails_clearly(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "index.json").write_text('{"motions": []}')  # JSON, but not an index
+    out = _run_g1("track", "--motion", "any_clip", "--library", str(lib), "--out", str(tmp_path / "run"))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "index.json" in out.stderr

@@ -123,6 +123,7 @@ class GraphOptions:
     motion_library: str = ""         # motion library directory ("" -> the default library)
     record: str = ""                 # bag directory to write ("" -> no recording)
     realtime: bool = False           # sim clock mode: realtime instead of lockstep
+    physics_profile: str = ""        # sim: g1_description.physics profile ("" -> sim.yaml's)
     duration_s: float = 0.0          # sim: stop after this much sim time (0 = unlimited)
     seed: int = 0
     final_state_file: str = ""       # sim: JSON summary at exit
@@ -198,6 +199,8 @@ def tracking_graph(opts: GraphOptions, environ: Mapping[str, str] | None = None)
             sim_params["scheduled_pushes"] = [float(x) for t, v in opts.pushes for x in (t, *v)]
         if opts.final_state_file:
             sim_params["final_state_file"] = opts.final_state_file
+        if opts.physics_profile:
+            sim_params["physics_profile"] = opts.physics_profile
         nodes.append(NodeSpec("g1_sim", "g1_hardware", "g1_sim", "g1_hardware.sim_node",
                               param_files=[config_file("g1_hardware", "sim.yaml")], params=sim_params))
     elif opts.hardware == "robot":

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="policies that observe base_lin_vel: feed zero (the real G1 has no sensor for it; the "
                              "default) or the odometry's (simulation: ground truth)")
     parser.add_argument("--baseline", action="store_true", help="use the reference pass-through baseline")
+    parser.add_argument("--physics-profile", metavar="NAME",
+                        help="simulator physics (g1_description.physics: drivers_500hz, actuator_200hz); default: "
+                             "the profile the policy was trained with (its provenance), else sim.yaml's")
     parser.add_argument("--library", type=Path, help="motion library directory (default: $G1_MOTION_LIBRARY "
                                                      "or ~/.local/share/g1_tracker/motions)")
     parser.add_argument("--duration", type=float, default=0.0,
@@ -98,11 +101,35 @@ def _resolve_policy(args) -> str:
     return str(shipped_policy) if shipped_policy else ""
 
 
+def _resolve_physics_profile(args, policy: str) -> str:
+    """The simulator's physics profile: --physics-profile, else the one the policy's provenance names
+    (a policy trained at 200 Hz in actuators falls in the 500 Hz simulator, and vice versa), else ""
+    (sim.yaml's)."""
+    from g1_description import physics
+
+    name = args.physics_profile
+    if not name and policy:
+        from g1_tracker_policy import contract, external
+
+        try:
+            art = external.load_policy(policy, args.policy_sidecar, base_lin_vel=args.base_lin_vel)
+        except contract.ContractError:
+            return ""  # refused already in _resolve_policy for a user's file; the shipped one loads
+        name = str((getattr(art, "provenance", None) or {}).get("physics_profile") or "")
+    if not name:
+        return ""
+    try:
+        return physics.get_profile(name).name
+    except Exception as exc:  # DescriptionError naming the choices
+        raise TrackError(f"physics profile: {exc}") from exc
+
+
 def _resolve_motion(args, out: Path, policy: str = "") -> tuple[str, Path, float]:
     """(motion name, library dir, duration) — files and the default motion go into a run-local library.
     With no --motion, a policy that carries its motion (mjlab / holosoma exports) plays that motion."""
     from motion_server.importers import MotionImportError, import_motion
     from motion_server.library import MotionLibrary, UnknownMotionError
+    from motion_server.motion import MotionFormatError
 
     run_lib = out / "motions"
     if args.motion is None and policy:
@@ -140,6 +167,8 @@ def _resolve_motion(args, out: Path, policy: str = "") -> tuple[str, Path, float
         motion = lib.load(args.motion)
     except UnknownMotionError as exc:
         raise TrackError(f"{exc} (library: {lib.root}; import motions with `g1 motions import`)") from exc
+    except (MotionFormatError, OSError) as exc:  # a damaged library or motion file: say so, no traceback
+        raise TrackError(f"motion {args.motion!r} in library {lib.root}: {exc}") from exc
     return motion.name, lib.root, motion.duration_s
 
 
@@ -171,6 +200,7 @@ def _run(args) -> int:
             parse_injection(text)
         policy = _resolve_policy(args)
         motion_name, library, clip_s = _resolve_motion(args, out, policy)
+        physics_profile = _resolve_physics_profile(args, policy)
     except TrackError:
         shutil.rmtree(out, ignore_errors=True)  # nothing half-written left looking valid
         raise
@@ -180,6 +210,7 @@ def _run(args) -> int:
     bag = out / "bag"
     sidecar = str(Path(args.policy_sidecar).resolve()) if args.policy_sidecar else ""
     opts = GraphOptions(policy=policy, policy_sidecar=sidecar, base_lin_vel=args.base_lin_vel or "",
+                        physics_profile=physics_profile,
                         motion_library=str(library), record=str(bag), realtime=args.realtime,
                         duration_s=duration, seed=args.seed, final_state_file=str(out / "sim_final.json"),
                         motion=motion_name, motion_at_s=args.stand_s, visualization=args.foxglove,
@@ -195,7 +226,8 @@ def _run(args) -> int:
     print(f"g1 track: DDS {dds.describe()}", file=sys.stderr)
     print(f"g1 track: motion {motion_name!r} ({clip_s:.1f} s), controller "
           f"{Path(policy).name if policy else 'baseline:passthrough (not a tracker)'}, "
-          f"{'real time' if args.realtime else 'lockstep'}; output {out}", file=sys.stderr)
+          f"{'real time' if args.realtime else 'lockstep'}, physics {physics_profile or 'from sim.yaml'}; "
+          f"output {out}", file=sys.stderr)
 
     from .processes import ProcessGroup
 
@@ -203,7 +235,7 @@ def _run(args) -> int:
     session = None
     scheduled = [{"t_s": round(t, 3), "event": f"scheduled push {list(v)} m/s"} for t, v in opts.pushes]
     outcome = {"motion": motion_name, "controller": policy or "baseline:passthrough", "events": list(scheduled),
-               "dds": dds_report}
+               "dds": dds_report, "physics_profile": physics_profile or "sim.yaml"}
     try:
         for spec in nodes:
             procs.start(spec.name, _argv(spec, uses_sim_time(opts)), required=spec.required, env=spec.env)

@@ -295,8 +295,12 @@ class MotionServer(Node):
         return response
 
     def _on_list(self, request: ListMotions.Request, response: ListMotions.Response) -> ListMotions.Response:
-        entries = self.library.entries()
-        names = self.library.names(request.pattern)
+        try:
+            entries = self.library.entries()
+            names = self.library.names(request.pattern)
+        except (MotionFormatError, OSError) as exc:  # a damaged index: answer empty, keep serving
+            self.get_logger().error(f"list_motions: {exc}")
+            return response
         response.names = names
         response.durations_s = [float(entries[n].duration_s) for n in names]
         response.fps = [float(entries[n].fps) for n in names]
