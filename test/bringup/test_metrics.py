@@ -105,3 +105,19 @@ def test_control_rate_counts_ticks_that_reused_a_state_but_not_those_after_the_l
     stalled = np.concatenate([t, np.full(60, t[-1])])  # the simulator stopped; the policy ticked on
     assert control_rate_hz(stalled) == pytest.approx(50.0)
     assert control_rate_hz(np.array([1.0])) is None and control_rate_hz(np.full(5, 2.0)) is None
+
+
+def test_inputs_rejected_for_their_stamp_are_events_and_a_flood_is_summarised():
+    from g1_bringup import evaluation
+
+    n = 30
+    status = {"t_s": np.arange(n) * 0.02, "mode": np.full(n, 3), "watchdog": np.zeros(n, dtype=int),
+              "detail": ["" for _ in range(n)]}
+    status["detail"][2] = "; rejected joint_states stamp 0 ns goes back"
+    for i in range(5, n):
+        status["detail"][i] = "; rejected imu stamp far ahead"
+    events = evaluation._events(status)
+    rejected = [e for e in events if e["event"].startswith("input rejected")]
+    assert rejected[0] == {"t_s": 0.04, "event": "input rejected: ; rejected joint_states stamp 0 ns goes back"}
+    assert len(rejected) == evaluation.MAX_REJECTION_EVENTS
+    assert events[-1]["event"] == f"{n - 5 + 1 - evaluation.MAX_REJECTION_EVENTS} more ticks with rejected inputs"

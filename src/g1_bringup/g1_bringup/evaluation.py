@@ -383,12 +383,16 @@ def _command_arrays(items: list, origin_ns: int = 0) -> dict[str, np.ndarray]:
     }
 
 
+#: a flood of badly stamped inputs is summarised after this many events
+MAX_REJECTION_EVENTS = 10
+
+
 def _events(status: dict) -> list[dict]:
     """Mode changes and watchdog trips, in time order: what happened during the run."""
     events = []
     if not status:
         return events
-    prev_mode, prev_wd = None, 0
+    prev_mode, prev_wd, rejections = None, 0, 0
     for i, t in enumerate(status["t_s"]):
         mode, wd = int(status["mode"][i]), int(status["watchdog"][i])
         if mode != prev_mode:
@@ -396,7 +400,14 @@ def _events(status: dict) -> list[dict]:
             prev_mode = mode
         if wd != prev_wd and wd != 0:
             events.append({"t_s": float(t), "event": f"watchdog: {status['detail'][i] or wd}"})
+        elif "rejected " in status["detail"][i]:  # inputs the policy node refused for their stamp
+            rejections += 1
+            if rejections <= MAX_REJECTION_EVENTS:
+                events.append({"t_s": float(t), "event": f"input rejected: {status['detail'][i]}"})
         prev_wd = wd
+    if rejections > MAX_REJECTION_EVENTS:
+        events.append({"t_s": float(status["t_s"][-1]),
+                       "event": f"{rejections - MAX_REJECTION_EVENTS} more ticks with rejected inputs"})
     return events
 
 
