@@ -185,6 +185,11 @@ def test_lockstep_stamp_zero_neither_resets_motion_server_nor_leaves_track_on_id
                          "-p", "stand_ramp_s:=0.3", "-p", "lockstep_input_timeout_s:=2.0", name="g1_policy")
     harness.wait_ready()
     harness.wait_ready("motion_server")
+    # both nodes must have matched the harness's clock and joint_states publishers before tick 0: a tick
+    # published while discovery is still under way reaches only one of them and the lockstep stalls
+    harness.spin_until(lambda: harness.pub_clock.get_subscription_count() >= 2
+                       and harness.pub_state.get_subscription_count() >= 2, 20.0,
+                       "motion_server and g1_policy subscribed to /clock and joint_states")
     k = 0
     while k < 60:  # 1.2 s: standing, then the clip's blend-in, tracked
         cmd, st = harness.lockstep_tick(k)

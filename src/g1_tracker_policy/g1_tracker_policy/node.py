@@ -86,7 +86,7 @@ class PolicyNode(Node):
             auto_stand=p("auto_stand", False) or mode_on_start == "stand",
             auto_track=p("auto_track", False),
             action_max_beyond_limits_rad=p("action_max_beyond_limits_rad", 3.5),
-            action_max_step_rad=p("action_max_step_rad", 0.7), action_max_offset_rad=p("action_max_offset_rad", 1.5))
+            action_max_step_rad=p("action_max_step_rad", 1.3), action_max_offset_rad=p("action_max_offset_rad", 2.5))
         if self.loop_kind not in ("deadline", "thread", "timer"):
             raise ValueError(f"parameter loop: {self.loop_kind!r} is not 'deadline', 'thread' or 'timer'")
         if mode_on_start not in ("passive", "stand"):
