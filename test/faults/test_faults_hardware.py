@@ -257,7 +257,10 @@ def test_track_is_isolated_on_dds_by_default(tmp_path, g1_moves_dir):
     out = tmp_path / "default_dds"
     try:
         time.sleep(3.0)  # the listeners are up before the graph
-        code, stderr = _finish(_track(out, "--motion", str(clip), "--stand-s", "1.0", "--duration", "4", env=env))
+        # real time, not lockstep: a 4 s lockstep run is over in well under a second of wall time, which a
+        # listener on a loaded machine may not even have discovered yet (seen in CI: 0 statuses heard)
+        code, stderr = _finish(_track(out, "--motion", str(clip), "--stand-s", "1.0", "--duration", "6",
+                                      "--realtime", env=env))
         assert code == 0, stderr[-3000:]
     finally:
         time.sleep(1.0)

@@ -13,7 +13,6 @@ import time
 import numpy as np
 import onnx
 import pytest
-import rclpy
 import yaml
 from rclpy.duration import Duration
 
@@ -24,20 +23,12 @@ from g1_tracker_policy import contract as c
 from g1_tracker_policy.testing import make_test_policy, standing_window
 from policy_fault_helpers import assert_all_commands_sane, is_damping, make_trigger_policy, trigger_window
 from policy_harness import Harness, RealtimePublisher, playing
+from policy_harness import harness  # noqa: F401  (pytest fixture)
 
 NODE = ("-m", "g1_tracker_policy.node", "--ros-args")
 LOCKSTEP = ("-p", "use_sim_time:=true", "-p", "lockstep_input_timeout_s:=0.05", "-p", "stand_ramp_s:=0.1",
             "-p", "track_ramp_s:=0.1")
 IDLE = ReferenceWindow.STATE_IDLE
-
-
-@pytest.fixture
-def harness():
-    rclpy.init()
-    h = Harness()
-    yield h
-    h.destroy_node()
-    rclpy.try_shutdown()
 
 
 def stand_then_track(h: Harness, k: int, n_track: int = 10) -> int:

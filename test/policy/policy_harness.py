@@ -13,6 +13,8 @@ import threading
 import time
 
 import numpy as np
+import pytest
+import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
@@ -190,3 +192,13 @@ class ReferenceServer:
         o = msg.orientation
         if k is not None:
             self.imu_by_tick[k] = np.array([o.w, o.x, o.y, o.z])
+
+
+@pytest.fixture
+def harness():
+    """A Harness node in its own rclpy context (import this fixture into a test module to use it)."""
+    rclpy.init()
+    h = Harness()
+    yield h
+    h.destroy_node()
+    rclpy.try_shutdown()

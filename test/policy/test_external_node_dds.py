@@ -3,8 +3,6 @@ order) over real DDS in lockstep: it waits for the odometry it observes, tracks 
 gains, and damps when the odometry stops (never a stale position)."""
 
 import numpy as np
-import pytest
-import rclpy
 from nav_msgs.msg import Odometry
 
 from g1_common import ticks, topics
@@ -13,19 +11,11 @@ from g1_interfaces.msg import JointCommand, ReferenceWindow, TrackingStatus
 from g1_tracker_policy import external
 from g1_tracker_policy.testing import make_external_test_policy, standing_window
 from policy_harness import Harness, playing
+from policy_harness import harness  # noqa: F401  (pytest fixture)
 
 NODE = ("-m", "g1_tracker_policy.node", "--ros-args", "-p", "use_sim_time:=true",
         "-p", "lockstep_input_timeout_s:=0.05")
 ODOM = "test/odom"
-
-
-@pytest.fixture
-def harness():
-    rclpy.init()
-    h = Harness()
-    yield h
-    h.destroy_node()
-    rclpy.try_shutdown()
 
 
 def test_external_policy_tracks_with_its_gains_and_damps_without_odometry(harness, node_processes, tmp_path):

@@ -13,7 +13,6 @@ import time
 import numpy as np
 import onnx
 import pytest
-import rclpy
 from rclpy.duration import Duration
 from std_msgs.msg import Bool
 
@@ -22,18 +21,10 @@ from g1_interfaces.msg import JointCommand, ReferenceWindow, TrackingStatus
 from g1_tracker_policy import contract as c
 from g1_tracker_policy.testing import make_test_policy, standing_window
 from policy_harness import Harness, RealtimePublisher, playing, quat_from_roll_pitch
+from policy_harness import harness  # noqa: F401  (pytest fixture)
 
 NODE = ("-m", "g1_tracker_policy.node", "--ros-args")
 LOCKSTEP = ("-p", "use_sim_time:=true", "-p", "lockstep_input_timeout_s:=0.05")
-
-
-@pytest.fixture
-def harness():
-    rclpy.init()
-    h = Harness()
-    yield h
-    h.destroy_node()
-    rclpy.try_shutdown()
 
 
 def modes(statuses):
