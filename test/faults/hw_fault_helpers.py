@@ -72,6 +72,7 @@ class StandCommands:
     def __init__(self, probe: Probe):
         self.probe = probe
         self.pub = probe.node.create_publisher(JointCommand, topics.JOINT_COMMAND, topics.CONTROL_QOS)
+        self.last_sent_s: float | None = None  # node-clock time of the last command published
 
     def send_for(self, seconds: float) -> None:
         self.send_until(lambda: False, seconds, "", fail=False)
@@ -83,9 +84,11 @@ class StandCommands:
                 if fail:
                     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
                 return
+            now = self.probe.node.get_clock().now()
             self.pub.publish(conversions.make_joint_command(
-                self.probe.node.get_clock().now().to_msg(), robot.DEFAULT_JOINT_POS, robot.STAND_KP,
-                robot.STAND_KD, source=JointCommand.SOURCE_SAFETY))
+                now.to_msg(), robot.DEFAULT_JOINT_POS, robot.STAND_KP, robot.STAND_KD,
+                source=JointCommand.SOURCE_SAFETY))
+            self.last_sent_s = now.nanoseconds * 1e-9
             self.probe.spin_for(0.02)
 
 

@@ -142,7 +142,7 @@ def test_realtime_sim_damps_like_the_robot_when_commands_stop(node_processes, pr
     commands = StandCommands(probe)
     probe.spin_until(lambda: len(states) > 5 and commands.pub.get_subscription_count() > 0, 30.0, "the simulator")
     commands.send_for(1.5)
-    last_command_s = probe.node.get_clock().now().nanoseconds * 1e-9  # the policy "dies" here
+    last_command_s = commands.last_sent_s  # the policy "dies" here
     n = len(states)
     probe.spin_for(3.0)
     assert sim.poll() is None
@@ -157,7 +157,10 @@ def test_realtime_sim_damps_like_the_robot_when_commands_stop(node_processes, pr
     onset = next((m for m in after if np.abs(conversions.joint_state_to_arrays(m)[2]).max() < 2.0), None)
     assert onset is not None, "the simulator kept the stiff target after the commands stopped"
     latency_ms = (stamp_s(onset) - last_command_s) * 1e3
-    assert latency_ms >= COMMAND_TIMEOUT_S * 1e3 * 0.9, f"damped {latency_ms:.0f} ms after the last command"
+    # Not before the timeout: the sim times out from the last command it *received*; on a loaded machine
+    # the last one or two best-effort commands published before the stop can be lost (CI once measured
+    # 86 ms from the last publish), so the bound allows two 20 ms command periods of slack.
+    assert latency_ms >= COMMAND_TIMEOUT_S * 1e3 - 45.0, f"damped {latency_ms:.0f} ms after the last command"
     assert odom[-1].pose.pose.position.z < g1.DEFAULT_ROOT_HEIGHT_M - 0.2, "the damped robot did not sink"
     log = log_text(node_processes, sim)
     assert f"no joint_command for > {COMMAND_TIMEOUT_S} s: damping" in log, log
