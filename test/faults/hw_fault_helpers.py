@@ -11,12 +11,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
-import rclpy
 from std_msgs.msg import String
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hardware"))
-from hardware_helpers import Probe, log_text  # noqa: E402  (test/hardware's probe, reused)
+from hardware_helpers import Probe, log_text, probe, rclpy_context  # noqa: E402  (test/hardware's probe and fixtures)
 
 from g1_common import conversions, topics  # noqa: E402
 from g1_description import robot  # noqa: E402
@@ -26,20 +24,6 @@ __all__ = ["Probe", "log_text", "FakeRobot", "StandCommands", "assert_lowcmds_sa
            "child_pids", "kill_child", "STRAY_LISTENER", "without_ros_settings", "PUBSUB", "exchanged"]
 
 MODE_MACHINE = 5
-
-
-@pytest.fixture(scope="module")
-def rclpy_context():
-    rclpy.init()
-    yield
-    rclpy.shutdown()
-
-
-@pytest.fixture
-def probe(rclpy_context):
-    p = Probe()
-    yield p
-    p.node.destroy_node()
 
 
 class FakeRobot:

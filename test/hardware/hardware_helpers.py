@@ -6,8 +6,26 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 import rclpy
 from rclpy.node import Node
+
+
+@pytest.fixture(scope="module")
+def rclpy_context():
+    """An rclpy context in the test process; module scope, not session: other test areas init their own
+    context after this one shut down."""
+    rclpy.init()
+    yield
+    rclpy.shutdown()
+
+
+@pytest.fixture
+def probe(rclpy_context):
+    """A probe node (below) for one test."""
+    p = Probe()
+    yield p
+    p.node.destroy_node()
 
 
 class Probe:

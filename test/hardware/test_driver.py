@@ -81,10 +81,10 @@ def test_driver_against_the_fake_g1(node_processes, probe):
                                                  robot.STAND_KP, robot.STAND_KD, source=JointCommand.SOURCE_SAFETY)
             commands.publish(msg)
             probe.spin_for(0.02)
-    send_stand_until(lambda: commands.get_subscription_count() > 0, 10.0, "the driver's command subscription")
+    send_stand_until(lambda: commands.get_subscription_count() > 0, 30.0, "the driver's command subscription")
     arm = probe.call(SetBool, topics.DRIVER_ARM, SetBool.Request(data=True))
     assert arm.success, arm.message
-    send_stand_until(lambda: status.latest["kp_sum"] > 1000 and status.latest["accepted"] > 100, 10.0,
+    send_stand_until(lambda: status.latest["kp_sum"] > 1000 and status.latest["accepted"] > 100, 30.0,
                      "the fake robot to run the stand gains")
     assert status.latest["rejected_crc"] == 0 and status.latest["rejected_mode_machine"] == 0
     stiff = [m for m in lowcmds if m.motor_cmd[0].kp > 0]
