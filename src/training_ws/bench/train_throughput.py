@@ -5,8 +5,11 @@ rollout + the PPO update), with a config's settings (default configs/general.yam
 against the new default (batch backend, actuator_200hz, context only when a model reads it, fused Adam)
 in interleaved rounds of one run, with the ratios: at the same settings, and - labelled as such - the new
 path with a recipe change (``--recipe-set KEY=VALUE``, default ``env.num_envs=64``: more envs per
-iteration) against the old path at the config's settings. Intermediate variants show where the gain comes from. Then MuJoCo-Warp raw stepping
-on a flat floor, and student (DAgger) updates/s on the default backend.
+iteration) against the old path at the config's settings. Intermediate variants show where the gain
+comes from; each PPO variant's time is split into physics, host MDP, inference, the rest of the rollout
+and the update; the update alone is measured with 1 / 2 torch threads and both Adam kernels, and its
+FLOPs against one thread's sgemm rate. Then MuJoCo-Warp raw stepping on a flat floor, and student
+(DAgger) updates/s on the default backend.
 
 Run with the training venv:  src/training_ws/.venv/bin/python src/training_ws/bench/train_throughput.py
 Prints figures; the last line is a JSON object.
@@ -44,6 +47,63 @@ def timed_learn(runner, iterations: int) -> list[dict]:
     return times[1:] if len(times) > 1 else times  # the first iteration includes warm-up
 
 
+def learner_detail(cfg, rounds: int, results: dict) -> None:
+    """The PPO update of the new path on one filled rollout storage, repeated: torch threads 1 vs 2, rsl-rl's
+    default Adam vs fused, interleaved; its matmul FLOPs (torch profiler) against one thread's sgemm rate."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from g1_train.train import TeacherRunner, apply_learner_settings, make_env, set_fused_optimizer, teacher_runner_cfg
+
+    threads = torch.get_num_threads()
+    _, venv = make_env(cfg, with_context=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        runner = TeacherRunner(venv, teacher_runner_cfg(cfg), log_dir=None, device="cpu")
+    apply_learner_settings(runner, cfg)
+    runner.logger.log = lambda *a, **k: None
+    alg = runner.alg
+    alg.storage.clear = lambda: None  # keep the rollout: every update below trains on the same data
+    runner.learn(1)
+    variants = {"1 thread, rsl-rl default Adam": (1, False), "1 thread, fused Adam": (1, True),
+                "2 threads, fused Adam": (2, True)}
+    times: dict = {k: [] for k in variants}
+    for _ in range(rounds):
+        for name, (n_threads, fused) in variants.items():
+            torch.set_num_threads(n_threads)
+            set_fused_optimizer(alg.optimizer, fused)
+            t0, c0 = time.perf_counter(), time.process_time()
+            alg.update()
+            times[name].append((time.perf_counter() - t0, time.process_time() - c0))
+    torch.set_num_threads(threads)
+    set_fused_optimizer(alg.optimizer, cfg.fused_optimizer)
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        alg.update()
+    events = prof.key_averages()
+    total_us = sum(e.self_cpu_time_total for e in events)
+    mm = [e for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")]
+    mm_us = sum(e.self_cpu_time_total for e in mm)
+    gflop = sum(e.flops for e in events) / 1e9
+    a, w = torch.randn(192, 1343), torch.randn(512, 1343)  # the critic's first layer on one minibatch
+    best = 1e9
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(50):
+            a @ w.t()
+        best = min(best, (time.perf_counter() - t0) / 50)
+    sgemm = 2 * 192 * 1343 * 512 / best / 1e9
+    samples = cfg.env.num_envs * cfg.teacher_algo.num_steps_per_env
+    for name, t in times.items():
+        wall, cpu = sorted(x[0] for x in t), sorted(x[1] for x in t)
+        key = name.replace(", ", "_").replace(" ", "_").replace("-", "_")
+        results[f"update_{key}_median_s"] = round(wall[len(wall) // 2], 3)
+        print(f"PPO update ({samples} samples, {cfg.teacher_algo.num_learning_epochs} epochs) {name:30s} median "
+              f"{wall[len(wall) // 2]:.3f} s wall ({wall[0]:.3f}-{wall[-1]:.3f}), CPU {cpu[len(cpu) // 2]:.3f} s")
+    results.update({"update_gflop": round(gflop, 1), "update_matmul_share": round(mm_us / total_us, 3),
+                    "sgemm_1thread_gflops": round(sgemm, 1)})
+    print(f"PPO update: {gflop:.1f} GFLOP (the profiler's count: matmuls, convolutions), {100 * mm_us / total_us:.0f} % "
+          f"of its profiled CPU time in matmuls; one thread's sgemm here: {sgemm:.0f} GFLOPS, so they alone need >= {gflop / sgemm:.2f} s "
+          f"= {1e3 * gflop / sgemm / samples:.2f} ms per sample")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=str(HERE.parent / "configs/general.yaml"),
@@ -66,6 +126,8 @@ def main() -> None:
     ap.add_argument("--env-steps", type=int, default=50, help="control steps of the warp measurement")
     ap.add_argument("--skip-teacher", action="store_true", help="raw env stepping only in the comparison")
     ap.add_argument("--skip-students", action="store_true", help="do not measure the DAgger students")
+    ap.add_argument("--learner-rounds", type=int, default=3,
+                    help="rounds of the PPO-update detail (threads, Adam kernel, FLOPs; 0 = skip it)")
     args = ap.parse_args()
 
     from g1_train.config import TrainCfg, load_config
@@ -189,7 +251,7 @@ def main() -> None:
         }
         if recipe_sets:
             ppo["new_recipe"] = ("batch", "actuator_200hz", False, True, bench_cfg(recipe_sets))
-        runners = {}
+        runners, parts = {}, {}
         for name, (backend, profile, context, fused, base) in ppo.items():
             c = copy.deepcopy(base)
             c.env.backend, c.env.physics_profile = backend, profile
@@ -200,6 +262,16 @@ def main() -> None:
                 runners[name] = TeacherRunner(venv, teacher_runner_cfg(c), log_dir=None, device="cpu")
             apply_learner_settings(runners[name], c)
             timed_learn(runners[name], 1)  # warm-up iteration
+            # where a rollout's time goes: the backend's step, the rest of TrackingEnv.step (host MDP), the
+            # actor + critic inference (PPO.act); the remainder is rsl-rl's storage, logging and conversions
+            parts[name] = {"physics": 0.0, "env": 0.0, "act": 0.0}
+            for obj, attr, part in ((env.physics, "step", "physics"), (env, "step", "env"), (runners[name].alg, "act", "act")):
+                def timed_part(*a, _f=getattr(obj, attr), _p=parts[name], _k=part):
+                    t = time.perf_counter()
+                    out = _f(*a)
+                    _p[_k] += time.perf_counter() - t
+                    return out
+                setattr(obj, attr, timed_part)
         it_times: dict[str, list] = {k: [] for k in runners}
         for _ in range(args.iterations):
             for name, runner in runners.items():
@@ -218,17 +290,25 @@ def main() -> None:
             results[f"{name}_teacher_update_s"] = round(learn / len(t), 3)
             results[f"{name}_teacher_update_ms_per_sample"] = round(1e3 * learn / n, 3)
             results[f"{name}_teacher_cpu_ms_per_env_step"] = round(1e3 * cpu_s / n, 3)
+            p = parts[name]
+            split = {"physics": p["physics"], "host_mdp": p["env"] - p["physics"], "inference": p["act"],
+                     "rollout_rest": collect - p["env"] - p["act"], "update": learn}
+            for k, v in split.items():
+                results[f"{name}_teacher_{k}_ms_per_env_step"] = round(1e3 * v / n, 3)
             print(f"{name:26s} PPO teacher ({ppo[name][4].env.num_envs} envs): rollout {n / collect:7.1f} env steps/s, with the "
                   f"update {n / (collect + learn):7.1f} env steps/s (update {learn / len(t):.2f} s per iteration = "
                   f"{1e3 * learn / n:.2f} ms per sample; {1e3 * cpu_s / n:.2f} CPU-ms per env step, all threads)")
+            print(f"{'':26s}   wall ms per env step: " + ", ".join(f"{k} {1e3 * v / n:.3f}" for k, v in split.items())
+                  + f" ({', '.join(f'{k} {100 * v / (collect + learn):.0f} %' for k, v in split.items())})")
         del runners, env, venv
         gc.collect()
     for k in [k[len("new_batch_actuator_200hz_"):] for k in results if k.startswith("new_batch_actuator_200hz_")]:
         old_v, new_v = results.get(f"old_c_mujoco_{k}"), results[f"new_batch_actuator_200hz_{k}"]
-        if old_v and ("per_s" in k or "cpu_ms" in k):
-            ratio = new_v / old_v if "per_s" in k else old_v / new_v  # cpu: old CPU per step / new
+        cost = "ms_per" in k  # CPU-ms per env step, update ms per sample: lower is better
+        if old_v and (k.endswith("per_s") or k.endswith("_incl_update") or cost):
+            ratio = old_v / new_v if cost else new_v / old_v
             results[f"ratio_new_over_old_{k}"] = round(ratio, 2)
-            print(f"new / old {k} (same settings): {ratio:.2f}x" + (" (fewer CPU-seconds per env step)" if "cpu" in k else ""))
+            print(f"new / old {k} (same settings): {ratio:.2f}x" + (" (old cost / new cost)" if cost else ""))
     for k in ("teacher_rollout_env_steps_per_s", "teacher_env_steps_per_s_incl_update"):
         if f"new_recipe_{k}" in results and f"old_c_mujoco_{k}" in results:
             ratio = results[f"new_recipe_{k}"] / results[f"old_c_mujoco_{k}"]
@@ -256,6 +336,8 @@ def main() -> None:
                         "warp_flat_env_steps_per_s_raw": rate, "warp_flat_physics_env_steps_per_s": phys})
         print(f"MuJoCo-Warp on {args.warp_device}, {wn} worlds, flat floor: {rate} env steps/s (its physics steps "
               f"alone: {phys} env steps/s); first env built in {built} s (kernel load/compile included)")
+    if args.learner_rounds:
+        learner_detail(cfg, args.learner_rounds, results)
     if args.skip_students:
         print(json.dumps(results))
         return
