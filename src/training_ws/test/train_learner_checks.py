@@ -5,6 +5,7 @@ test_train_learner.py (not collected directly; the working directory is the repo
   takes the same actions and reaches the same parameters (to float rounding) as with rsl-rl's default Adam;
 - the fused flag survives loading a checkpoint (``load_state_dict`` overwrites the optimiser's flags);
 - ``torch_threads`` sets torch's intra-op threads;
+- ``teacher_algo.mixed_precision`` (a recipe option) runs the update's matmuls in bf16, the rollout in float32;
 - the teacher's env never builds the student's Transformer context.
 """
 
@@ -57,9 +58,10 @@ def test_fused_adam_follows_the_default_update_rule():
     assert all(g["fused"] is None and g["foreach"] is None for g in opts["fused"].param_groups)
 
 
-def _teacher(fused: bool):
+def _teacher(fused: bool, mixed_precision: bool = False):
     cfg = load_config(SMOKE)
     cfg.fused_optimizer = fused
+    cfg.teacher_algo.mixed_precision = mixed_precision
     torch.manual_seed(cfg.env.seed)
     _, venv = make_env(cfg, with_context=False)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -141,3 +143,18 @@ def test_teacher_env_builds_no_transformer_context():
     # a built window advances with every step of an episode (context_steps = steps since reset, + 1 for the
     # constructor's first observation); here some episode ran for >= 2 steps and the window never advanced
     assert env.episode_len.max() >= 2 and env.context_steps.max() <= 1
+
+
+def test_mixed_precision_option_runs_the_update_in_bf16():
+    dtypes: dict[str, set] = {}
+    for mixed in (False, True):
+        runner, _ = _teacher(fused=True, mixed_precision=mixed)
+        assert runner.alg.use_mixed_precision is mixed
+        seen: set = set()
+        runner.alg.critic.mlp[0].register_forward_hook(
+            lambda m, i, o, seen=seen: seen.add(("grad" if torch.is_grad_enabled() else "rollout", o.dtype)))
+        runner.learn(1)
+        assert all(torch.isfinite(p).all() for p in runner.alg.actor.parameters())
+        dtypes[str(mixed)] = seen
+    assert dtypes["False"] == {("rollout", torch.float32), ("grad", torch.float32)}
+    assert dtypes["True"] == {("rollout", torch.float32), ("grad", torch.bfloat16)}
