@@ -221,11 +221,11 @@ class TrainCfg:
     device: str = "cpu"
     #: torch intra-op threads of the learner (``torch.set_num_threads``; 0 = leave torch's default, which
     #: OMP_NUM_THREADS sets). 1: on a 2-core machine shared with the physics threads and other processes,
-    #: two threads spin-wait on each other - one PPO update of general.yaml took 4-14 s with 2 threads
-    #: against 0.9-1.0 s with 1 (README "Throughput"). The batch backend's physics threads are its own.
+    #: two threads spin-wait on each other - one PPO update of general.yaml took 5.0-5.5 s with 2 threads
+    #: against 0.85-0.91 s with 1 (README "Throughput"). The batch backend's physics threads are its own.
     torch_threads: int = 1
     #: Adam/AdamW with torch's fused kernel (one pass over all parameters per step) instead of its
-    #: per-tensor loop on CPU: the same update rule, ~10x less optimiser time (README "Throughput")
+    #: per-tensor loop on CPU: the same update rule, 13 % less PPO update time here (README "Throughput")
     fused_optimizer: bool = True
     env: EnvCfg = field(default_factory=EnvCfg)
     teacher: ModelCfg = field(default_factory=ModelCfg)

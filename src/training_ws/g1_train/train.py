@@ -188,8 +188,7 @@ class _CampaignCheckpoints:
 
 def set_fused_optimizer(optimizer: torch.optim.Optimizer, fused: bool) -> None:
     """Adam/AdamW's fused kernel (``fused=True``: one pass over all parameters per step) or torch's default
-    (``None``: on CPU a Python loop over the parameter tensors, ~11 ms per step for the general.yaml teacher
-    here). The same update rule. Kept in ``param_groups``, which ``load_state_dict`` overwrites with the
+    (``None``: on CPU a Python loop over the parameter tensors). The same update rule. Kept in ``param_groups``, which ``load_state_dict`` overwrites with the
     saved groups: :class:`_FusedOptimizer` sets it again after a load. Other optimisers are left alone."""
     if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
         for group in optimizer.param_groups:
