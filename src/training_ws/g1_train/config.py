@@ -221,7 +221,7 @@ class TrainCfg:
     device: str = "cpu"
     #: torch intra-op threads of the learner (``torch.set_num_threads``; 0 = leave torch's default, which
     #: OMP_NUM_THREADS sets). 1: on a 2-core machine shared with the physics threads and other processes,
-    #: two threads spin-wait on each other - one PPO update of general.yaml took 5.0-5.5 s with 2 threads
+    #: two threads spin-wait on each other - one PPO update of general.yaml took 4.9-5.6 s with 2 threads
     #: against 0.85-0.91 s with 1 (README "Throughput"). The batch backend's physics threads are its own.
     torch_threads: int = 1
     #: Adam/AdamW with torch's fused kernel (one pass over all parameters per step) instead of its
