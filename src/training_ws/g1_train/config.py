@@ -197,6 +197,10 @@ class AlgoCfg:
     entropy_coef: float = 0.005
     desired_kl: float = 0.01
     clip_param: float = 0.2
+    #: PPO only: rsl-rl's ``use_mixed_precision`` - the update's forward and backward under bf16 autocast
+    #: (the rollout and the stored data stay float32). A recipe change: bf16 matmuls round differently, so
+    #: the learning differs; off by default and not validated by a training run here (README "Throughput")
+    mixed_precision: bool = False
     # distillation
     gradient_length: int = 15
     loss_type: str = "mse"
@@ -215,6 +219,14 @@ class TrainCfg:
     name: str = "g1_tracker"
     log_root: str = "runs"
     device: str = "cpu"
+    #: torch intra-op threads of the learner (``torch.set_num_threads``; 0 = leave torch's default, which
+    #: OMP_NUM_THREADS sets). 1: on a 2-core machine shared with the physics threads and other processes,
+    #: two threads spin-wait on each other - one PPO update of general.yaml took 4.9-5.6 s with 2 threads
+    #: against 0.85-0.91 s with 1 (README "Throughput"). The batch backend's physics threads are its own.
+    torch_threads: int = 1
+    #: Adam/AdamW with torch's fused kernel (one pass over all parameters per step) instead of its
+    #: per-tensor loop on CPU: the same update rule, 13 % less PPO update time here (README "Throughput")
+    fused_optimizer: bool = True
     env: EnvCfg = field(default_factory=EnvCfg)
     teacher: ModelCfg = field(default_factory=ModelCfg)
     teacher_algo: AlgoCfg = field(default_factory=AlgoCfg)

@@ -77,7 +77,8 @@ def teacher_runner_cfg(cfg: TrainCfg) -> dict:
         "algorithm": {"class_name": "rsl_rl.algorithms:PPO", "learning_rate": a.learning_rate,
                       "num_learning_epochs": a.num_learning_epochs, "num_mini_batches": a.num_mini_batches,
                       "gamma": a.gamma, "lam": a.lam, "entropy_coef": a.entropy_coef, "desired_kl": a.desired_kl,
-                      "clip_param": a.clip_param, "schedule": "adaptive", "max_grad_norm": 1.0},
+                      "clip_param": a.clip_param, "schedule": "adaptive", "max_grad_norm": 1.0,
+                      "use_mixed_precision": a.mixed_precision},
         "check_for_nan": True, "multi_gpu": None,
     }
 
@@ -185,12 +186,47 @@ class _CampaignCheckpoints:
         super().save(path, infos)  # not reached in training; kept for direct use
 
 
-class TeacherRunner(_CampaignCheckpoints, _CpuRanks, WeightsOnlyLoad, OnPolicyRunner):
-    """rsl-rl's PPO runner (+ CPU ranks over gloo, campaign checkpoints; checkpoints read weights-only)."""
+def set_fused_optimizer(optimizer: torch.optim.Optimizer, fused: bool) -> None:
+    """Adam/AdamW's fused kernel (``fused=True``: one pass over all parameters per step) or torch's default
+    (``None``: on CPU a Python loop over the parameter tensors). The same update rule. Kept in ``param_groups``, which ``load_state_dict`` overwrites with the
+    saved groups: :class:`_FusedOptimizer` sets it again after a load. Other optimisers are left alone."""
+    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+        for group in optimizer.param_groups:
+            group["fused"], group["foreach"] = (True, False) if fused else (None, None)
 
 
-class StudentRunner(_CampaignCheckpoints, _CpuRanks, WeightsOnlyLoad, DistillationRunner):
-    """rsl-rl's DAgger distillation runner (+ CPU ranks over gloo, campaign checkpoints; checkpoints read weights-only)."""
+class _FusedOptimizer:
+    """``use_fused_optimizer(True)`` switches the algorithm's optimiser to the fused kernel, also after every
+    ``load`` (a checkpoint's optimiser state brings its own flags: older ones none)."""
+
+    fused_optimizer: bool = False
+
+    def use_fused_optimizer(self, fused: bool) -> None:
+        self.fused_optimizer = fused
+        set_fused_optimizer(self.alg.optimizer, fused)
+
+    def load(self, *args, **kwargs):
+        infos = super().load(*args, **kwargs)
+        set_fused_optimizer(self.alg.optimizer, self.fused_optimizer)
+        return infos
+
+
+class TeacherRunner(_CampaignCheckpoints, _CpuRanks, _FusedOptimizer, WeightsOnlyLoad, OnPolicyRunner):
+    """rsl-rl's PPO runner (+ CPU ranks over gloo, campaign checkpoints, fused Adam; checkpoints read
+    weights-only)."""
+
+
+class StudentRunner(_CampaignCheckpoints, _CpuRanks, _FusedOptimizer, WeightsOnlyLoad, DistillationRunner):
+    """rsl-rl's DAgger distillation runner (+ CPU ranks over gloo, campaign checkpoints, fused Adam;
+    checkpoints read weights-only)."""
+
+
+def apply_learner_settings(runner, cfg: TrainCfg) -> None:
+    """The learner's CPU settings from the config: torch threads (``torch_threads``) and fused Adam
+    (``fused_optimizer``). Neither changes what is learned: the same networks, data and update rule."""
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    runner.use_fused_optimizer(cfg.fused_optimizer)
 
 
 def state_digest(saved: dict) -> str:
@@ -414,6 +450,7 @@ def train_teacher(cfg: TrainCfg, out: str | None = None, resume: str | None = No
     _, venv = make_env(cfg, with_context=False)
     runner = TeacherRunner(venv, teacher_runner_cfg(cfg), log_dir=log_dir and str(log_dir), device=cfg.device)
     runner.logger.git_status_repos = []  # the repository state is in config.yaml + the artifact provenance
+    apply_learner_settings(runner, cfg)
     totals, ckpt = {"env_steps": 0, "wall_s": 0.0, "leg": 0}, None
     if resume:
         ckpt = latest_checkpoint(resume)
@@ -441,6 +478,7 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
         runner_cfg["student"]["arch"] = transformer_arch_of(state["student_state_dict"])
     runner = StudentRunner(venv, runner_cfg, log_dir=log_dir and str(log_dir), device=cfg.device)
     runner.logger.git_status_repos = []
+    apply_learner_settings(runner, cfg)
     totals, ckpt = {"env_steps": 0, "wall_s": 0.0, "leg": 0}, None
     if resume:
         ckpt = latest_checkpoint(resume)
