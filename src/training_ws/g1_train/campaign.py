@@ -47,8 +47,11 @@ FORMAT = 1
 #: the per-env model fields CMujocoPhysics.randomise writes (restored with the simulator state)
 RANDOMISED_MODEL_FIELDS = ("geom_friction", "body_mass", "body_ipos", "hfield_data")
 #: TrackingEnv attributes that are not state (configuration, derived constants, objects handled apart)
+#: not task state: derived from the config (a resume under another recipe - gains, action scale - takes the
+#: new config's values, never the checkpoint's)
 _ENV_SKIP = {"cfg", "motions", "base_model", "physics", "sampler", "history", "rng", "obs_cfg", "offsets",
-             "default_q", "kp", "kd", "effort", "terrain", "num_envs", "dt", "context_len", "profile"}
+             "default_q", "kp", "kd", "effort", "action_scale", "terrain", "num_envs", "dt", "context_len",
+             "profile"}
 
 
 class StateMismatch(ValueError):
@@ -177,6 +180,8 @@ def load_env_state(env, saved: dict, with_episodes: bool = True) -> bool:
         return False
     load_physics_state(env.physics, saved["physics"])
     for k, v in saved["arrays"].items():
+        if k in _ENV_SKIP:  # a checkpoint written before a key became config-derived
+            continue
         cur = getattr(env, k, None)
         if dataclasses.is_dataclass(cur):
             for f, val in v.items():

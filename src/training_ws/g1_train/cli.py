@@ -3,7 +3,8 @@
     g1-train teacher --config configs/teacher.yaml [--resume RUN_DIR|CKPT] [--iterations N] [--set k=v ...]
     g1-train student --config configs/student_moe.yaml --teacher RUN_DIR|CKPT [--resume ...]
     g1-train export  --checkpoint STUDENT_RUN_DIR|CKPT --out policy.onnx [--model-kind transformer_kv]
-    g1-train eval    --artifact policy.onnx|baseline | --checkpoint STUDENT --config CFG [--split train|heldout|all]
+    g1-train eval    --artifact policy.onnx|baseline | --checkpoint STUDENT | --teacher TEACHER_RUN --config CFG
+                     [--split train|heldout|all]
                      [--max-s S] [--json report.json] [--markdown table.md]
     g1-train teacher|student ... --max-seconds S     (a campaign leg: resumable checkpoints, then --resume RUN)
 
@@ -51,10 +52,19 @@ def _config_for_checkpoint(args) -> TrainCfg:
 def _eval(args) -> None:
     import tempfile
 
-    from .evaluate import evaluate, markdown_tables, split_summary
+    from .evaluate import evaluate
     from .motions import load_motion_set
 
     cfg = load_config(args.config, args.set)
+    if args.teacher:  # deterministic teacher in the training env (g1_train.teacher_eval)
+        from .teacher_eval import evaluate_teacher
+
+        names = ["train", "heldout"] if args.split == "all" else [args.split]
+        splits = {(name or "config"): evaluate_teacher(
+            cfg, args.teacher, load_motion_set(cfg.env.motions) if name is None else
+            load_motion_set(cfg.env.motions, split=name, augmented=False), args.max_s) for name in names}
+        _report(args, splits, args.teacher)
+        return
     with tempfile.TemporaryDirectory(prefix="g1_eval_") as tmp:
         artifact = args.artifact
         if args.checkpoint:
@@ -68,7 +78,12 @@ def _eval(args) -> None:
             ms = (load_motion_set(cfg.env.motions) if name is None else
                   load_motion_set(cfg.env.motions, split=name, augmented=False))
             splits[name or "config"] = evaluate(None if artifact == "baseline" else artifact, ms, args.max_s)
-    label = args.checkpoint or args.artifact
+    _report(args, splits, args.checkpoint or args.artifact)
+
+
+def _report(args, splits: dict, label: str) -> None:
+    from .evaluate import markdown_tables, split_summary
+
     if args.json:
         out = next(iter(splits.values())) if args.split is None else {
             "policy": label, "max_s": args.max_s,
@@ -90,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="g1-train", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("teacher", help="train the privileged MoE teacher with PPO")
+    p = sub.add_parser("teacher", help="train the privileged MoE teacher (PPO, or SAC with teacher_algo.kind=sac)")
     _add_common(p)
     p.add_argument("--out", help="run directory (default: <log_root>/<name>/teacher_<time>)")
     p.add_argument("--resume", help="run directory or checkpoint to continue from")
@@ -122,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--artifact", help="policy .onnx, or 'baseline' for the pass-through")
     what.add_argument("--checkpoint", help="student run directory, checkpoint or slim policy.pt: exported to a "
                                            "temporary artifact first")
+    what.add_argument("--teacher", help="teacher run directory (its policy.pt) or checkpoint, PPO or SAC: run "
+                                        "deterministically in the training env (nominal physics, each clip from "
+                                        "its start; g1_train.teacher_eval), not through an artifact; 'zero' = "
+                                        "the zero action (the reference pass-through of a residual config)")
     p.add_argument("--split", choices=["train", "heldout", "all"],
                    help="evaluate the config's clips as files (no augmentation): train = all but "
                         "env.motions.heldout, heldout = those, all = both (a table per split); default: "

@@ -88,6 +88,12 @@ class RewardCfg:
     joint_pos_sigma: float = 0.5
     key_body_pos: float = 1.0
     key_body_sigma_m: float = 0.15
+    #: frame of the key-body position kernel: "heading" = pelvis-relative key bodies, robot and reference
+    #: each rotated into its own heading frame (height and tilt of the pelvis do not count); "anchor" =
+    #: BeyondMimic/mjlab's body-frame kernel: the reference's key bodies re-anchored at the robot's pelvis
+    #: (its xy position and yaw, the reference pelvis height) and compared with the robot's key bodies, so
+    #: pelvis height and roll/pitch errors show in every key body
+    key_body_frame: str = "heading"
     root_orientation: float = 0.5
     root_orientation_sigma: float = 0.4
     root_lin_vel: float = 0.5
@@ -131,6 +137,11 @@ class EnvCfg:
     num_envs: int = 64
     seed: int = 0
     action_scale: float = 0.25
+    #: how ``action_scale`` becomes the per-joint scale (written into the artifact): "constant" = the same
+    #: ``action_scale`` rad for every joint; "effort_over_kp" = ``action_scale * effort_limit / kp`` per joint
+    #: (BeyondMimic/mjlab: 0.25 * effort / stiffness; the effort limits are g1_description.robot's, kp the
+    #: gains of ``gains``), so a unit action asks for the same share of each motor's torque
+    action_scale_mode: str = "constant"
     #: what the scaled action is added to (the artifact's ``action_base``, g1_tracker_policy.contract):
     #: "offset": q* = default pose + scale * a (GMT); "reference_next_frame": q* = the reference's next
     #: frame + scale * a (a residual on the pass-through baseline: a zero action IS the baseline).
@@ -186,6 +197,8 @@ class ModelCfg:
 
 @dataclass
 class AlgoCfg:
+    #: teacher only: "ppo" (rsl-rl-lib's PPO) or "sac" (g1_train.sac, settings in the ``sac`` section)
+    kind: str = "ppo"
     iterations: int = 100
     num_steps_per_env: int = 24
     save_interval: int = 50
@@ -204,6 +217,28 @@ class AlgoCfg:
     # distillation
     gradient_length: int = 15
     loss_type: str = "mse"
+
+
+@dataclass
+class SacCfg:
+    """Off-policy teacher (``teacher_algo.kind: sac``, g1_train.sac): FastSAC/FastTD3-style SAC. An
+    iteration = ``teacher_algo.num_steps_per_env`` vectorised env steps (progress and checkpoint cadence)."""
+
+    buffer_size: int = 1_000_000        # transitions (all envs together), float32 on ``device``
+    batch_size: int = 1024
+    updates_per_step: int = 2           # gradient updates per vectorised env step
+    learning_starts: int = 10_000       # transitions in the buffer before the first update
+    gamma: float = 0.99
+    tau: float = 0.01                   # Polyak rate of the target critics
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    alpha_init: float = 0.01
+    target_entropy: float | None = None  # None = -num_actions
+    reward_scale: float = 1.0
+    max_grad_norm: float = 10.0          # 0 = no clipping
+    action_bound: float = 1.0            # the env's action = bound * tanh(u)
+    critic_hidden: list[int] = field(default_factory=lambda: [512, 256, 128])
 
 
 @dataclass
@@ -232,6 +267,7 @@ class TrainCfg:
     teacher_algo: AlgoCfg = field(default_factory=AlgoCfg)
     student: ModelCfg = field(default_factory=lambda: ModelCfg(kind="moe", init_std=0.05))
     student_algo: AlgoCfg = field(default_factory=lambda: AlgoCfg(learning_rate=5e-4, num_learning_epochs=1))
+    sac: SacCfg = field(default_factory=SacCfg)
     campaign: CampaignCfg = field(default_factory=CampaignCfg)
 
 

@@ -60,6 +60,21 @@ def pd_gains(cfg: EnvCfg) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"env.gains {cfg.gains!r}: expected one of {GAINS}")
 
 
+ACTION_SCALE_MODES = ("constant", "effort_over_kp")
+
+
+def action_scales(cfg: EnvCfg) -> np.ndarray:
+    """(29,) rad per unit action for ``cfg.action_scale_mode``: the env steps with it and ``export`` writes
+    it into the artifact. ``effort_over_kp``: ``action_scale * robot.EFFORT_LIMIT / kp`` with kp the gains
+    of ``cfg.gains`` (BeyondMimic's 0.25 * effort / stiffness)."""
+    if cfg.action_scale_mode == "constant":
+        return np.full(robot.NUM_JOINTS, float(cfg.action_scale))
+    if cfg.action_scale_mode == "effort_over_kp":
+        kp, _ = pd_gains(cfg)
+        return float(cfg.action_scale) * robot.EFFORT_LIMIT / kp
+    raise ValueError(f"env.action_scale_mode {cfg.action_scale_mode!r}: expected one of {ACTION_SCALE_MODES}")
+
+
 def build_train_model(terrain_height_m: float, profile: str = physics_profiles.DEFAULT_PROFILE) -> mujoco.MjModel:
     """The simulator's model (``mjcf.build_sim_spec`` with the physics profile: its time step, torque motors
     or position actuators, per-motor armature) plus a heightfield for terrain-height randomisation (flat
@@ -126,6 +141,10 @@ class TrackingEnv:
         self.physics = make_physics(cfg, self.base_model, motions.key_body_names)
         self.default_q = robot.DEFAULT_JOINT_POS.copy()
         (self.kp, self.kd), self.effort = pd_gains(cfg), robot.EFFORT_LIMIT.copy()
+        self.action_scale = action_scales(cfg)
+        if cfg.rewards.key_body_frame not in KEY_BODY_FRAMES:
+            raise ValueError(f"env.rewards.key_body_frame {cfg.rewards.key_body_frame!r}: expected one of "
+                             f"{KEY_BODY_FRAMES}")
         self.sampler = AdaptiveSampler(motions, cfg.sampling, self.rng, self.dt)
 
         # per-env randomisation parameters (privileged information for the teacher)
@@ -215,11 +234,18 @@ class TrackingEnv:
         return gravity, terrain
 
     # --- reset -------------------------------------------------------------------------------------
-    def reset(self, mask: np.ndarray) -> None:
+    def reset(self, mask: np.ndarray, episodes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+        """Start new episodes in the envs of ``mask``: drawn by the sampler, or ``episodes`` = (clip, first
+        frame, last frame) per masked env (evaluation: every clip from its start)."""
         ids = np.flatnonzero(mask)
         if ids.size == 0:
             return
-        self.clip[ids], self.frame[ids], self.episode_last[ids] = self.sampler.sample_episodes(ids.size)
+        if episodes is None:
+            episodes = self.sampler.sample_episodes(ids.size)
+        elif any(len(a) != ids.size for a in episodes):
+            raise ValueError(f"TrackingEnv.reset: episodes for {ids.size} envs expected, got "
+                             f"{[len(a) for a in episodes]}")
+        self.clip[ids], self.frame[ids], self.episode_last[ids] = episodes
         self.episode_len[ids] = 0
         self.max_kp_err[ids] = 0.0
         self.action[ids] = 0.0
@@ -257,7 +283,7 @@ class TrackingEnv:
         n = self.num_envs
         self.last_action[:] = self.action
         self.action[:] = np.clip(np.nan_to_num(action, nan=0.0), -10.0, 10.0)
-        new_target = self.action_base() + self.cfg.action_scale * self.action
+        new_target = self.action_base() + self.action_scale * self.action
         dr = self.cfg.randomization
         # 10 physics steps of the drivers' PD; the first `delay` of them still act on the previous target
         self.physics.step(new_target, self.target, delay_in_steps(self.delay, self.profile), self.strength, self.kp,
@@ -366,6 +392,22 @@ def tracking_errors(s: RobotStateBatch, ref: ReferenceBatch) -> dict[str, np.nda
     }
 
 
+KEY_BODY_FRAMES = ("heading", "anchor")
+
+
+def anchor_key_body_sq(s: RobotStateBatch, ref: ReferenceBatch) -> np.ndarray:
+    """(N,) mean squared key-body position error in the body (anchor) frame, BeyondMimic/mjlab style: the
+    reference's key bodies relative to its pelvis, turned by the yaw difference and placed at the robot's
+    pelvis xy and the reference's pelvis height, against the robot's world key bodies."""
+    yaw = obs_lib.yaw_from_quat(s.root_quat)
+    d_yaw = yaw - obs_lib.yaw_from_quat(ref.root_quat_wxyz[:, 0])
+    rel_ref = ref.key_body_pos[:, 0] - ref.root_pos[:, 0][:, None]
+    turned = obs_lib.rotate_by_yaw(rel_ref, -d_yaw[:, None])  # rotate_by_yaw turns by -yaw: this is +d_yaw
+    anchor = np.concatenate([s.root_pos[:, :2], ref.root_pos[:, 0, 2:3]], 1)
+    err = s.key_body_pos - (anchor[:, None] + turned)
+    return (err ** 2).sum(-1).mean(1)
+
+
 def reward_terms(cfg: EnvCfg, s: RobotStateBatch, ref: ReferenceBatch, e: dict, action, last_action) -> dict:
     r = cfg.rewards
     lower, upper = robot.JOINT_LOWER, robot.JOINT_UPPER
@@ -373,7 +415,8 @@ def reward_terms(cfg: EnvCfg, s: RobotStateBatch, ref: ReferenceBatch, e: dict, 
     over = np.clip(s.joint_pos - (upper - soft), 0, None) + np.clip((lower + soft) - s.joint_pos, 0, None)
     return {
         "joint_pos": r.joint_pos * np.exp(-e["joint_sq"] / r.joint_pos_sigma ** 2),
-        "key_body_pos": r.key_body_pos * np.exp(-e["key_body_sq"] / r.key_body_sigma_m ** 2),
+        "key_body_pos": r.key_body_pos * np.exp(-(anchor_key_body_sq(s, ref) if r.key_body_frame == "anchor"
+                                                  else e["key_body_sq"]) / r.key_body_sigma_m ** 2),
         "root_orientation": r.root_orientation * np.exp(-e["orientation_rad"] ** 2 / r.root_orientation_sigma ** 2),
         "root_lin_vel": r.root_lin_vel * np.exp(-e["lin_vel_sq"] / r.root_lin_vel_sigma ** 2),
         "root_ang_vel": r.root_ang_vel * np.exp(-e["ang_vel_sq"] / r.root_ang_vel_sigma ** 2),

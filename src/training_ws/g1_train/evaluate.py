@@ -118,15 +118,22 @@ def evaluate(artifact_path: str | Path | None, ms: MotionSet, max_s: float | Non
             ref_key_body_pos=ms.key_body_pos[idx], joint_pos=np.array(rows["q"]), root_pos=np.array(rows["root_pos"]),
             root_quat=np.array(rows["root_quat"]), root_lin_vel=np.array(rows["lin"]),
             root_ang_vel=np.array(rows["ang"]), key_body_pos=np.array(rows["kb"])))
+    metrics = clip_parts_metrics(parts, ms.key_body_names)
+    metrics["controller"] = controller.name
+    metrics["physics_profile"] = profile
+    return metrics
+
+
+def clip_parts_metrics(parts: list[dict], key_body_names) -> dict:
+    """``g1_bringup.metrics.compute_metrics`` over per-clip tick arrays (``parts``: one dict per clip with
+    the TrackingRecord fields but the time axis), one clip after another."""
     cat = {k: (sum((p[k] for p in parts), []) if k == "motion_name" else
                np.concatenate([np.asarray(p[k], dtype=np.float64) for p in parts])) for k in parts[0]}
     n = len(cat["motion_name"])
     rec = TrackingRecord(t_s=np.arange(n) * robot.CONTROL_PERIOD_S, dt_s=robot.CONTROL_PERIOD_S,
-                         playing=np.ones(n, dtype=bool), key_body_names=tuple(ms.key_body_names), **cat)
+                         playing=np.ones(n, dtype=bool), key_body_names=tuple(key_body_names), **cat)
     metrics = compute_metrics(rec)
     metrics.pop("_per_tick", None)
-    metrics["controller"] = controller.name
-    metrics["physics_profile"] = profile
     return metrics
 
 

@@ -30,7 +30,7 @@ from g1_tracker_policy import contract
 
 from .checkpoint_io import load_checkpoint
 from .config import TrainCfg, to_dict
-from .env import pd_gains
+from .env import action_scales, pd_gains
 from .models import (CausalTransformerModel, ExportFeedForward, ExportTransformerKV, ExportTransformerWindow,
                      count_parameters, transformer_arch_of)
 from .train import latest_checkpoint, make_env, model_dict
@@ -129,6 +129,6 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
         if kind == "transformer_kv":
             provenance["transformer"]["kv_cache_steps"] = model.context - 1
     return contract.write_artifact(out_path, onnx_model, model_kind=kind, observation=env.obs_cfg,
-                                   kp=kp, kd=kd, action_scale=cfg.env.action_scale, action_base=cfg.env.action_base,
+                                   kp=kp, kd=kd, action_scale=action_scales(cfg.env), action_base=cfg.env.action_base,
                                    provenance=provenance,
                                    golden_inputs=golden_in, golden_outputs=golden_out)

@@ -444,6 +444,10 @@ def train_teacher(cfg: TrainCfg, out: str | None = None, resume: str | None = No
     end the leg (with a resumable checkpoint) so that it finishes within this many seconds of
     ``started`` (time.monotonic(); default: now)."""
     out = _resolve_out(out, resume)
+    if cfg.teacher_algo.kind not in TEACHER_ALGOS:
+        raise ValueError(f"teacher_algo.kind {cfg.teacher_algo.kind!r}: expected one of {TEACHER_ALGOS}")
+    if cfg.teacher_algo.kind == "sac":
+        return _train_teacher_sac(cfg, out, resume, iterations, max_seconds, started)
     log_dir = run_dir(cfg, "teacher", out) if _is_main_rank() else None  # config as given, not per rank
     resolve_distributed(cfg)
     torch.manual_seed(cfg.env.seed)
@@ -462,6 +466,24 @@ def train_teacher(cfg: TrainCfg, out: str | None = None, resume: str | None = No
              max_seconds, started, ckpt)
     _finish_distributed(runner, initial, cfg)
     return _final_checkpoint(log_dir)
+
+
+TEACHER_ALGOS = ("ppo", "sac")
+
+
+def _train_teacher_sac(cfg: TrainCfg, out: str | None, resume: str | None, iterations: int | None,
+                       max_seconds: float | None, started: float | None) -> Path:
+    """``teacher_algo.kind: sac``: g1_train.sac on the same task (one process; torchrun is PPO's)."""
+    from .sac import train_sac
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("teacher_algo.kind sac runs in one process (no torchrun); use teacher_algo.kind ppo "
+                         "for multi-process training")
+    ckpt = latest_checkpoint(resume) if resume else None
+    log_dir = run_dir(cfg, "teacher", out)
+    motions = load_motion_set(cfg.env.motions)
+    env = TrackingEnv(cfg.env, motions)
+    return train_sac(cfg, env, log_dir, iterations or cfg.teacher_algo.iterations, max_seconds, started, ckpt)
 
 
 def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, resume: str | None = None,
@@ -487,9 +509,12 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
         runner.current_learning_iteration += 1
     else:
         tckpt = latest_checkpoint(teacher)
+        tstate = load_checkpoint(tckpt, map_location=cfg.device)
+        if tstate.get("algorithm") == "sac":
+            raise ValueError(f"{tckpt} is a SAC teacher (teacher_algo.kind: sac): DAgger distils PPO teachers "
+                             "(rsl-rl actor) only; evaluate a SAC teacher with `g1-train eval --teacher`")
         # a teacher checkpoint or its slim policy.pt (actor + normaliser): only the teacher is taken
-        runner.alg.load(load_checkpoint(tckpt, map_location=cfg.device),
-                        {"teacher": True, "iteration": False}, True)
+        runner.alg.load(tstate, {"teacher": True, "iteration": False}, True)
         print(f"teacher loaded from {tckpt}")
     initial = state_digest(runner.alg.save()) if os.environ.get(PARAM_DIGEST_ENV) else None
     _run_leg(runner, cfg, iterations or cfg.student_algo.iterations, f"student {cfg.student.kind} DAgger",

@@ -3,6 +3,8 @@
     python campaign_checks.py digest CKPT            -> JSON {iter, model, optimizer, campaign keys}
     python campaign_checks.py env_roundtrip SOURCES  -> JSON: a TrackingEnv's state restored into a fresh
                                                         env continues bit-identically
+    python campaign_checks.py recipe_change SOURCES  -> JSON: a state restored under other gains / action
+                                                        scale keeps the new config's
 """
 
 from __future__ import annotations
@@ -90,6 +92,30 @@ def env_roundtrip(source: str) -> dict:
             "resets": resets, "rng_equal": a.rng.integers(1 << 30) == b.rng.integers(1 << 30)}
 
 
+def recipe_change(source: str) -> dict:
+    """A task state saved under the general recipe (STAND gains, constant scale 0.25) restored into an env
+    of the improved recipe (tracking gains, effort_over_kp scale): the env keeps the new config's gains and
+    action scale (config-derived, not task state), the episodes in flight continue."""
+    from g1_description import robot
+    from g1_train import campaign
+    from g1_train.config import EnvCfg, MotionCfg
+    from g1_train.env import TrackingEnv, action_scales
+    from g1_train.motions import load_motion_set
+
+    ms = load_motion_set(MotionCfg(sources=[source], max_clips=2))
+    old = TrackingEnv(EnvCfg(num_envs=2, seed=5, gains="stand"), ms)
+    old.step(np.zeros((2, 29)))
+    saved = campaign.env_state(old)
+    new_cfg = EnvCfg(num_envs=2, seed=6, gains="tracking", action_scale_mode="effort_over_kp")
+    new = TrackingEnv(new_cfg, ms)
+    restored = campaign.load_env_state(new, saved)
+    return {"restored": restored, "saved_has_scale": "action_scale" in saved["arrays"],
+            "kp_is_new": bool(np.array_equal(new.kp, robot.KP)),
+            "scale_is_new": bool(np.array_equal(new.action_scale, action_scales(new_cfg))),
+            "frame_continued": bool(np.array_equal(new.frame, old.frame))}
+
+
 if __name__ == "__main__":
     cmd, arg = sys.argv[1], sys.argv[2]
-    print(json.dumps({"digest": digest, "slim": slim, "env_roundtrip": env_roundtrip}[cmd](arg), default=str))
+    print(json.dumps({"digest": digest, "slim": slim, "env_roundtrip": env_roundtrip,
+                      "recipe_change": recipe_change}[cmd](arg), default=str))

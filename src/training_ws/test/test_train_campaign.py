@@ -114,3 +114,11 @@ def test_task_state_round_trip_is_exact(train_python, g1_moves):
     assert r["max_diff"] == 0.0 and r["qpos_diff"] == 0.0
     assert r["resets"] > 0  # episodes ended and restarted after the restore (sampler + generator continue)
     assert r["rng_equal"] == "True"
+
+
+def test_resume_under_a_new_recipe_takes_the_new_gains_and_action_scale(train_python, g1_moves):
+    """Gains and action scale are config, not task state: a resume after general.yaml's recipe changed
+    simulates with the new ones (the checkpoint's episodes in flight continue)."""
+    r = _check(train_python, "recipe_change", g1_moves / "dance")
+    assert r["restored"] is True and r["frame_continued"] is True
+    assert r["kp_is_new"] is True and r["scale_is_new"] is True

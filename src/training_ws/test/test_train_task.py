@@ -200,7 +200,8 @@ def test_configs_parse_and_unknown_keys_are_named(tmp_path):
     from g1_train.config import ConfigError, load_config
     from train_testutil import WS
 
-    for name in ("multi_clip.yaml", "smoke.yaml", "default_policy.yaml", "residual_policy.yaml"):
+    for name in ("multi_clip.yaml", "smoke.yaml", "default_policy.yaml", "residual_policy.yaml", "general.yaml",
+                 "study_ppo.yaml", "study_ppo_improved.yaml", "study_sac.yaml"):
         cfg = load_config(WS / "configs" / name, ["env.num_envs=3"])
         assert cfg.env.num_envs == 3 and cfg.teacher.kind == "moe"
     bad = tmp_path / "bad.yaml"
@@ -231,3 +232,94 @@ def test_root_position_reward_penalises_world_drift(motions):
     r = reward_terms(cfg, s, ref, e, np.zeros((2, 29)), np.zeros((2, 29)))
     assert r["root_pos_xy"][0] == pytest.approx(0.5)
     assert r["root_pos_xy"][1] == pytest.approx(0.5 * np.exp(-1.0))  # 0.3 m at sigma 0.3 m
+
+
+def test_effort_over_kp_action_scale_is_per_joint_and_drives_the_targets(motions):
+    """env.action_scale_mode effort_over_kp: scale_j = action_scale * effort_limit_j / kp_j from
+    g1_description.robot (BeyondMimic's 0.25 * effort / stiffness), the env's targets use it per joint."""
+    from g1_tracker_policy import contract
+
+    from g1_train.env import action_scales
+
+    cfg = EnvCfg(num_envs=2, seed=5, gains="tracking", action_scale_mode="effort_over_kp",
+                 action_base=contract.ACTION_BASE_REFERENCE)
+    want = 0.25 * robot.EFFORT_LIMIT / robot.KP
+    np.testing.assert_allclose(action_scales(cfg), want, rtol=1e-12)
+    # BeyondMimic's published G1 values: 7520-14 hip pitch 0.548, 7520-22 knee 0.351, 4010 wrist 0.075
+    names = list(robot.JOINT_NAMES)
+    for joint, value in (("left_hip_pitch_joint", 0.548), ("left_knee_joint", 0.351),
+                         ("left_wrist_yaw_joint", 0.075)):
+        assert action_scales(cfg)[names.index(joint)] == pytest.approx(value, abs=1e-3)
+    assert np.ptp(action_scales(cfg)) > 0.4  # per joint, not one number
+    # with the stand gains the same formula takes the stand kp
+    stand = EnvCfg(gains="stand", action_scale_mode="effort_over_kp")
+    np.testing.assert_allclose(action_scales(stand), 0.25 * robot.EFFORT_LIMIT / robot.STAND_KP, rtol=1e-12)
+    np.testing.assert_array_equal(action_scales(EnvCfg(action_scale=0.3)), np.full(29, 0.3))  # the default: constant
+    with pytest.raises(ValueError, match="env.action_scale_mode 'torque'"):
+        action_scales(EnvCfg(action_scale_mode="torque"))
+    cfg.randomization.enabled = False
+    env = TrackingEnv(cfg, motions)
+    base = env.action_base().copy()
+    action = np.random.default_rng(2).normal(0, 0.5, (2, 29))
+    env.step(action)
+    np.testing.assert_allclose(env.target, base + want * action, atol=1e-12)
+
+
+def test_anchor_key_body_kernel_is_body_frame(motions):
+    """rewards.key_body_frame anchor (BeyondMimic/mjlab): the reference's key bodies placed at the robot's
+    pelvis (xy, yaw) and the reference's pelvis height. A robot = the reference moved and turned about z has
+    no error in either frame; a robot whose pelvis sinks 0.1 m with the same pose has 0.01 m^2 in the
+    anchor frame and none in the heading frame (pelvis-relative)."""
+    from g1_train.env import anchor_key_body_sq, reward_terms, tracking_errors
+
+    cfg = EnvCfg(num_envs=3, seed=0)
+    cfg.randomization.enabled = False
+    env = TrackingEnv(cfg, motions)
+    ref = env.reference(np.array([0]))
+    s = env.state
+    # robot state := the reference frame exactly
+    s.root_pos[:] = ref.root_pos[:, 0]
+    s.root_quat[:] = ref.root_quat_wxyz[:, 0]
+    s.key_body_pos[:] = ref.key_body_pos[:, 0]
+    np.testing.assert_allclose(anchor_key_body_sq(s, ref), 0.0, atol=1e-12)
+    # env 1: the whole reference turned 0.7 rad about z around its pelvis and moved 2 m in x -> still 0
+    yaw = 0.7
+    rz = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
+    rel = ref.key_body_pos[1, 0] - ref.root_pos[1, 0]
+    s.root_pos[1] = ref.root_pos[1, 0] + [2.0, 0.0, 0.0]
+    s.key_body_pos[1] = s.root_pos[1] + rel @ rz.T
+    w, x, y, z = ref.root_quat_wxyz[1, 0]
+    qz = np.array([np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)])  # qz * q (wxyz)
+    s.root_quat[1] = [qz[0] * w - qz[3] * z, qz[0] * x - qz[3] * y, qz[0] * y + qz[3] * x, qz[0] * z + qz[3] * w]
+    # env 2: the pelvis (and with it every key body) 0.1 m lower, pose unchanged
+    s.root_pos[2, 2] -= 0.1
+    s.key_body_pos[2, :, 2] -= 0.1
+    anchor = anchor_key_body_sq(s, ref)
+    np.testing.assert_allclose(anchor[:2], 0.0, atol=1e-12)
+    assert anchor[2] == pytest.approx(0.01, rel=1e-9)
+    e = tracking_errors(s, ref)
+    np.testing.assert_allclose(e["key_body_sq"], 0.0, atol=1e-12)  # heading frame: blind to the sinking pelvis
+    cfg.rewards.key_body_frame = "anchor"
+    cfg.rewards.key_body_sigma_m = 0.3
+    r = reward_terms(cfg, s, ref, e, np.zeros((3, 29)), np.zeros((3, 29)))
+    np.testing.assert_allclose(r["key_body_pos"], [1.0, 1.0, np.exp(-0.01 / 0.09)], rtol=1e-12)
+    bad = EnvCfg(num_envs=1)
+    bad.rewards.key_body_frame = "torso"
+    with pytest.raises(ValueError, match="env.rewards.key_body_frame 'torso'"):
+        TrackingEnv(bad, motions)
+
+
+def test_reset_with_given_episodes_starts_those_clips(motions):
+    cfg = EnvCfg(num_envs=3, seed=6)
+    cfg.randomization.enabled = False
+    env = TrackingEnv(cfg, motions)
+    clips, first = np.array([2, 0, 1]), np.array([0, 10, 5])
+    last = motions.length[clips] - 1
+    env.reset(np.ones(3, dtype=bool), episodes=(clips, first, last))
+    np.testing.assert_array_equal(env.clip, clips)
+    np.testing.assert_array_equal(env.frame, first)
+    np.testing.assert_array_equal(env.episode_last, last)
+    g = motions.start[clips] + first
+    np.testing.assert_allclose(env.state.joint_pos, robot.clip_to_limits(motions.joint_pos[g]), atol=1e-9)
+    with pytest.raises(ValueError, match="episodes for 3 envs"):
+        env.reset(np.ones(3, dtype=bool), episodes=(clips[:2], first[:2], last[:2]))
