@@ -46,9 +46,8 @@ import torch
 FORMAT = 1
 #: the per-env model fields CMujocoPhysics.randomise writes (restored with the simulator state)
 RANDOMISED_MODEL_FIELDS = ("geom_friction", "body_mass", "body_ipos", "hfield_data")
-#: TrackingEnv attributes that are not state (configuration, derived constants, objects handled apart)
-#: not task state: derived from the config (a resume under another recipe - gains, action scale - takes the
-#: new config's values, never the checkpoint's)
+#: TrackingEnv attributes that are not state (configuration, derived constants, objects handled apart): a
+#: resume under another recipe (gains, action scale) takes the new config's values, never the checkpoint's
 _ENV_SKIP = {"cfg", "motions", "base_model", "physics", "sampler", "history", "rng", "obs_cfg", "offsets",
              "default_q", "kp", "kd", "effort", "action_scale", "terrain", "num_envs", "dt", "context_len",
              "profile"}

@@ -53,16 +53,12 @@ def _eval(args) -> None:
     import tempfile
 
     from .evaluate import evaluate
-    from .motions import load_motion_set
 
     cfg = load_config(args.config, args.set)
     if args.teacher:  # deterministic teacher in the training env (g1_train.teacher_eval)
         from .teacher_eval import evaluate_teacher
 
-        names = ["train", "heldout"] if args.split == "all" else [args.split]
-        splits = {(name or "config"): evaluate_teacher(
-            cfg, args.teacher, load_motion_set(cfg.env.motions) if name is None else
-            load_motion_set(cfg.env.motions, split=name, augmented=False), args.max_s) for name in names}
+        splits = {name: evaluate_teacher(cfg, args.teacher, ms, args.max_s) for name, ms in _motion_sets(cfg, args.split)}
         _report(args, splits, args.teacher)
         return
     with tempfile.TemporaryDirectory(prefix="g1_eval_") as tmp:
@@ -72,13 +68,21 @@ def _eval(args) -> None:
 
             artifact = str(Path(tmp) / "policy.onnx")
             export_student(cfg, args.checkpoint, artifact, name=Path(args.checkpoint).stem)
-        names = ["train", "heldout"] if args.split == "all" else [args.split]
-        splits = {}
-        for name in names:
-            ms = (load_motion_set(cfg.env.motions) if name is None else
-                  load_motion_set(cfg.env.motions, split=name, augmented=False))
-            splits[name or "config"] = evaluate(None if artifact == "baseline" else artifact, ms, args.max_s)
+        splits = {name: evaluate(None if artifact == "baseline" else artifact, ms, args.max_s)
+                  for name, ms in _motion_sets(cfg, args.split)}
     _report(args, splits, args.checkpoint or args.artifact)
+
+
+def _motion_sets(cfg: TrainCfg, split: str | None):
+    """(table name, MotionSet) per evaluated split: ``None`` = the config's motion set as trained
+    ("config"); train / heldout / all = the clips as files, no augmentation."""
+    from .motions import load_motion_set
+
+    if split is None:
+        yield "config", load_motion_set(cfg.env.motions)
+        return
+    for name in (["train", "heldout"] if split == "all" else [split]):
+        yield name, load_motion_set(cfg.env.motions, split=name, augmented=False)
 
 
 def _report(args, splits: dict, label: str) -> None:

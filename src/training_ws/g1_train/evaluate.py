@@ -63,7 +63,7 @@ def run_clip(controller, ms: MotionSet, c: int, offsets: tuple[int, ...], max_s:
     n_frames = int(ms.length[c]) - 1
     if max_s:
         n_frames = min(n_frames, int(max_s / robot.CONTROL_PERIOD_S))
-    rows: dict[str, list] = {k: [] for k in ("ref_idx", "q", "root_pos", "root_quat", "lin", "ang", "kb")}
+    rows: dict[str, list] = {k: [] for k in ROW_KEYS}
     fallen_ticks = 0
     for k in range(n_frames):
         imu, d = sim.imu(), sim.data
@@ -107,21 +107,30 @@ def evaluate(artifact_path: str | Path | None, ms: MotionSet, max_s: float | Non
     parts = []
     for c in range(ms.num_clips):
         rows = run_clip(controller, ms, c, offsets, max_s, profile)
-        n = len(rows["q"])
-        idx = np.array(rows["ref_idx"])
-        clip_t = (idx - ms.start[c]) * robot.CONTROL_PERIOD_S
         duration = min((ms.length[c] - 1) * robot.CONTROL_PERIOD_S, max_s or np.inf)
-        parts.append(dict(
-            motion_name=[ms.names[c]] * n, clip_time_s=clip_t, clip_duration_s=np.full(n, duration),
-            ref_joint_pos=ms.joint_pos[idx], ref_root_pos=ms.root_pos[idx], ref_root_quat=ms.root_quat_wxyz[idx],
-            ref_root_lin_vel=ms.root_lin_vel[idx], ref_root_ang_vel=ms.root_ang_vel[idx],
-            ref_key_body_pos=ms.key_body_pos[idx], joint_pos=np.array(rows["q"]), root_pos=np.array(rows["root_pos"]),
-            root_quat=np.array(rows["root_quat"]), root_lin_vel=np.array(rows["lin"]),
-            root_ang_vel=np.array(rows["ang"]), key_body_pos=np.array(rows["kb"])))
+        parts.append(clip_part(ms, c, rows, duration))
     metrics = clip_parts_metrics(parts, ms.key_body_names)
     metrics["controller"] = controller.name
     metrics["physics_profile"] = profile
     return metrics
+
+
+ROW_KEYS = ("ref_idx", "q", "root_pos", "root_quat", "lin", "ang", "kb")
+
+
+def clip_part(ms: MotionSet, c: int, rows: dict, duration_s: float, dt: float = robot.CONTROL_PERIOD_S) -> dict:
+    """One clip's TrackingRecord fields (no time axis) from its recorded ``rows`` (:data:`ROW_KEYS` lists:
+    global reference frame index, joint positions, root position / quaternion / world velocities, key
+    bodies per tick), the reference read from ``ms`` at those frames."""
+    idx = np.array(rows["ref_idx"])
+    n = len(idx)
+    return dict(
+        motion_name=[ms.names[c]] * n, clip_time_s=(idx - ms.start[c]) * dt, clip_duration_s=np.full(n, duration_s),
+        ref_joint_pos=ms.joint_pos[idx], ref_root_pos=ms.root_pos[idx], ref_root_quat=ms.root_quat_wxyz[idx],
+        ref_root_lin_vel=ms.root_lin_vel[idx], ref_root_ang_vel=ms.root_ang_vel[idx],
+        ref_key_body_pos=ms.key_body_pos[idx], joint_pos=np.array(rows["q"]), root_pos=np.array(rows["root_pos"]),
+        root_quat=np.array(rows["root_quat"]), root_lin_vel=np.array(rows["lin"]),
+        root_ang_vel=np.array(rows["ang"]), key_body_pos=np.array(rows["kb"]))
 
 
 def clip_parts_metrics(parts: list[dict], key_body_names) -> dict:

@@ -24,7 +24,7 @@ from tensordict import TensorDict
 from .checkpoint_io import load_checkpoint
 from .config import TrainCfg
 from .env import TrackingEnv
-from .evaluate import clip_parts_metrics
+from .evaluate import ROW_KEYS, clip_part, clip_parts_metrics
 from .motions import MotionSet
 from .sac import is_sac_checkpoint, load_sac_actor, teacher_obs
 from .train import latest_checkpoint, model_dict
@@ -96,7 +96,7 @@ def evaluate_teacher(cfg: TrainCfg, checkpoint: str | Path, ms: MotionSet, max_s
         last = np.minimum(last, int(round(max_s / env.dt)))
     env.reset(np.ones(n, dtype=bool), episodes=(np.arange(n), np.zeros(n, dtype=np.int64), last.astype(np.int64)))
     env.obs = env._observe()
-    rows = [{k: [] for k in ("ref_idx", "q", "root_pos", "root_quat", "lin", "ang", "kb")} for _ in range(n)]
+    rows = [{k: [] for k in ROW_KEYS} for _ in range(n)]
     running = np.ones(n, dtype=bool)
     while running.any():
         _, _, terminated, time_out, _ = env.step(act(env.obs))
@@ -115,20 +115,10 @@ def evaluate_teacher(cfg: TrainCfg, checkpoint: str | Path, ms: MotionSet, max_s
     for c in range(n):
         r = rows[c]
         if not r["q"]:  # terminated on the first step: one tick at the start keeps the clip in the table
-            r = {k: [v] for k, v in zip(("ref_idx", "q", "root_pos", "root_quat", "lin", "ang", "kb"),
-                                        (int(ms.start[c]), ms.joint_pos[ms.start[c]], ms.root_pos[ms.start[c]],
-                                         ms.root_quat_wxyz[ms.start[c]], ms.root_lin_vel[ms.start[c]],
-                                         ms.root_ang_vel[ms.start[c]], ms.key_body_pos[ms.start[c]]))}
-        idx = np.array(r["ref_idx"])
-        k = len(idx)
-        parts.append(dict(
-            motion_name=[ms.names[c]] * k, clip_time_s=(idx - ms.start[c]) * env.dt,
-            clip_duration_s=np.full(k, last[c] * env.dt),
-            ref_joint_pos=ms.joint_pos[idx], ref_root_pos=ms.root_pos[idx], ref_root_quat=ms.root_quat_wxyz[idx],
-            ref_root_lin_vel=ms.root_lin_vel[idx], ref_root_ang_vel=ms.root_ang_vel[idx],
-            ref_key_body_pos=ms.key_body_pos[idx], joint_pos=np.array(r["q"]), root_pos=np.array(r["root_pos"]),
-            root_quat=np.array(r["root_quat"]), root_lin_vel=np.array(r["lin"]), root_ang_vel=np.array(r["ang"]),
-            key_body_pos=np.array(r["kb"])))
+            r = {k: [v] for k, v in zip(ROW_KEYS, (int(ms.start[c]), ms.joint_pos[ms.start[c]], ms.root_pos[ms.start[c]],
+                                                   ms.root_quat_wxyz[ms.start[c]], ms.root_lin_vel[ms.start[c]],
+                                                   ms.root_ang_vel[ms.start[c]], ms.key_body_pos[ms.start[c]]))}
+        parts.append(clip_part(ms, c, r, last[c] * env.dt, env.dt))
     metrics = clip_parts_metrics(parts, ms.key_body_names)
     metrics["controller"] = f"teacher ({algo}, deterministic, training env, nominal physics)"
     metrics["physics_profile"] = env.profile.name
