@@ -179,3 +179,41 @@ def test_track_simulates_with_the_physics_profile_the_policy_was_trained_with(tm
     sim = {n.name: n for n in tracking_graph(GraphOptions(physics_profile="actuator_200hz"))}["g1_sim"]
     assert sim.params["physics_profile"] == "actuator_200hz"
     assert "physics_profile" not in {n.name: n for n in tracking_graph(GraphOptions())}["g1_sim"].params
+
+
+def test_track_grounds_the_clip_for_a_policy_trained_on_grounded_clips(tmp_path, shared_data):
+    """`g1 track --ground auto` grounds the clip's feet (motion_server.grounding) when the policy's
+    provenance says it was trained on grounded clips (`reference_grounding`), not for the baseline or
+    policies that do not say; on/off override; the clip in the run's library is the grounded one."""
+    import argparse
+
+    from g1_bringup import track
+    from g1_bringup.shipped import default_policy
+    from g1_description import robot
+    from g1_tracker_policy import contract, testing
+    from g1_tracker_policy.observation import ObservationConfig
+    from motion_server.library import MotionLibrary
+
+    cfg = ObservationConfig()
+    grounded_policy = tmp_path / "grounded.onnx"
+    contract.write_artifact(grounded_policy, testing.build_model("mlp", cfg), model_kind="mlp", observation=cfg,
+                            kp=robot.STAND_KP, kd=robot.STAND_KD, action_scale=0.25,
+                            provenance={"name": "t", "reference_grounding": True})
+    args = argparse.Namespace(ground="auto", policy_sidecar=None, base_lin_vel=None,
+                              motion=str(shared_data / "motions" / "g1_moves" / "karate" / "M_ShortMove14.csv"),
+                              library=None)
+    assert track._resolve_grounding(args, str(grounded_policy)) is True
+    assert track._resolve_grounding(args, "") is False                      # the baseline
+    shipped = default_policy()
+    if shipped:
+        assert track._resolve_grounding(args, str(shipped)) is False        # trained on raw clips
+    args.ground = "off"
+    assert track._resolve_grounding(args, str(grounded_policy)) is False
+    args.ground = "on"
+    assert track._resolve_grounding(args, "") is True
+    for ground in (False, True):
+        out = tmp_path / f"run_{ground}"
+        out.mkdir()
+        name, lib, _ = track._resolve_motion(args, out, "", ground)
+        motion = MotionLibrary(lib).load(name)
+        assert bool(motion.provenance.get("grounding")) == ground

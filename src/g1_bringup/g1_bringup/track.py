@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--physics-profile", metavar="NAME",
                         help="simulator physics (g1_description.physics: drivers_500hz, actuator_200hz); default: "
                              "the profile the policy was trained with (its provenance), else sim.yaml's")
+    parser.add_argument("--ground", choices=("auto", "on", "off"), default="auto",
+                        help="foot grounding of the clip (motion_server.grounding: stance soles flat and on the "
+                             "floor): auto = what the policy was trained on (its provenance's "
+                             "reference_grounding; off for the baseline and policies that do not say)")
     parser.add_argument("--library", type=Path, help="motion library directory (default: $G1_MOTION_LIBRARY "
                                                      "or ~/.local/share/g1_tracker/motions)")
     parser.add_argument("--duration", type=float, default=0.0,
@@ -124,10 +128,27 @@ def _resolve_physics_profile(args, policy: str) -> str:
         raise TrackError(f"physics profile: {exc}") from exc
 
 
-def _resolve_motion(args, out: Path, policy: str = "") -> tuple[str, Path, float]:
-    """(motion name, library dir, duration) — files and the default motion go into a run-local library.
-    With no --motion, a policy that carries its motion (mjlab / holosoma exports) plays that motion."""
-    from motion_server.importers import MotionImportError, import_motion
+def _resolve_grounding(args, policy: str) -> bool:
+    """--ground on/off, or (auto) whether the policy was trained on grounded clips (its provenance)."""
+    if args.ground != "auto":
+        return args.ground == "on"
+    if not policy:
+        return False
+    from g1_tracker_policy import contract, external
+
+    try:
+        art = external.load_policy(policy, args.policy_sidecar, base_lin_vel=args.base_lin_vel)
+    except contract.ContractError:
+        return False
+    return bool((getattr(art, "provenance", None) or {}).get("reference_grounding", False))
+
+
+def _resolve_motion(args, out: Path, policy: str = "", ground: bool = False) -> tuple[str, Path, float]:
+    """(motion name, library dir, duration) — files and the default motion go into a run-local library
+    (``ground``: with grounded feet, motion_server.importers.ground_motion; a library motion is grounded
+    into the run-local library). With no --motion, a policy that carries its motion (mjlab / holosoma
+    exports) plays that motion."""
+    from motion_server.importers import MotionImportError, ground_motion, import_motion
     from motion_server.library import MotionLibrary, UnknownMotionError
     from motion_server.motion import MotionFormatError
 
@@ -146,7 +167,7 @@ def _resolve_motion(args, out: Path, policy: str = "") -> tuple[str, Path, float
         from . import default_motion
 
         csv = default_motion.write_csv(out / f"{default_motion.NAME}.csv")
-        motion = import_motion(csv, name=default_motion.NAME, fps=default_motion.FPS).motion
+        motion = import_motion(csv, name=default_motion.NAME, fps=default_motion.FPS, ground=ground).motion
         csv.unlink()
         lib = MotionLibrary(run_lib)
         lib.add(motion)
@@ -154,7 +175,7 @@ def _resolve_motion(args, out: Path, policy: str = "") -> tuple[str, Path, float
     path = Path(args.motion)
     if path.suffix and path.exists():
         try:
-            motion = import_motion(path).motion
+            motion = import_motion(path, ground=ground).motion
         except MotionImportError as exc:
             raise TrackError(str(exc)) from exc
         lib = MotionLibrary(run_lib)
@@ -169,6 +190,10 @@ def _resolve_motion(args, out: Path, policy: str = "") -> tuple[str, Path, float
         raise TrackError(f"{exc} (library: {lib.root}; import motions with `g1 motions import`)") from exc
     except (MotionFormatError, OSError) as exc:  # a damaged library or motion file: say so, no traceback
         raise TrackError(f"motion {args.motion!r} in library {lib.root}: {exc}") from exc
+    if ground and not motion.provenance.get("grounding"):
+        motion = ground_motion(motion)
+        MotionLibrary(run_lib).add(motion)
+        return motion.name, run_lib, motion.duration_s
     return motion.name, lib.root, motion.duration_s
 
 
@@ -199,7 +224,8 @@ def _run(args) -> int:
         for text in args.inject:
             parse_injection(text)
         policy = _resolve_policy(args)
-        motion_name, library, clip_s = _resolve_motion(args, out, policy)
+        ground = _resolve_grounding(args, policy)
+        motion_name, library, clip_s = _resolve_motion(args, out, policy, ground)
         physics_profile = _resolve_physics_profile(args, policy)
     except TrackError:
         shutil.rmtree(out, ignore_errors=True)  # nothing half-written left looking valid
@@ -226,7 +252,8 @@ def _run(args) -> int:
     print(f"g1 track: DDS {dds.describe()}", file=sys.stderr)
     print(f"g1 track: motion {motion_name!r} ({clip_s:.1f} s), controller "
           f"{Path(policy).name if policy else 'baseline:passthrough (not a tracker)'}, "
-          f"{'real time' if args.realtime else 'lockstep'}, physics {physics_profile or 'from sim.yaml'}; "
+          f"{'real time' if args.realtime else 'lockstep'}, physics {physics_profile or 'from sim.yaml'}"
+          f"{', grounded feet' if ground else ''}; "
           f"output {out}", file=sys.stderr)
 
     from .processes import ProcessGroup
@@ -235,7 +262,7 @@ def _run(args) -> int:
     session = None
     scheduled = [{"t_s": round(t, 3), "event": f"scheduled push {list(v)} m/s"} for t, v in opts.pushes]
     outcome = {"motion": motion_name, "controller": policy or "baseline:passthrough", "events": list(scheduled),
-               "dds": dds_report, "physics_profile": physics_profile or "sim.yaml"}
+               "dds": dds_report, "physics_profile": physics_profile or "sim.yaml", "grounded_feet": ground}
     try:
         for spec in nodes:
             procs.start(spec.name, _argv(spec, uses_sim_time(opts)), required=spec.required, env=spec.env)

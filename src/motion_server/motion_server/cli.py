@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="library name (single file only; default: the file name)")
     p.add_argument("--license", default=None, help="licence of the source data (default: from a dataset card)")
     p.add_argument("--attribution", default=None, help="attribution text to store with the motion")
+    p.add_argument("--ground", action="store_true",
+                   help="ground the feet: stance soles flat and on the floor (motion_server.grounding; "
+                        "retargeted clips often stand on tilted, hovering feet)")
     p = sub.add_parser("export", help="write a library motion in another framework's format (train it there)")
     p.add_argument("name")
     p.add_argument("--library", type=Path, default=argparse.SUPPRESS, help=library_help)
@@ -120,7 +123,7 @@ def _import(library: MotionLibrary, args) -> int:
     for path in tqdm(files, desc="importing", unit="file", disable=not show_bar, file=sys.stderr):
         try:
             result = import_motion(path, name=args.name, fps=args.fps, license=args.license,
-                                   attribution=args.attribution, kinematics=kinematics)
+                                   attribution=args.attribution, kinematics=kinematics, ground=args.ground)
             library.add(result.motion)
         except (MotionImportError, MotionFormatError, OSError) as exc:
             failed.append(path)

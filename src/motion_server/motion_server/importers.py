@@ -399,9 +399,11 @@ def motion_name_from_path(path: Path) -> str:
 
 def import_motion(path: Path, *, name: str | None = None, fps: float | None = None,
                   license: str | None = None, attribution: str | None = None,
-                  kinematics: KeyBodyKinematics | None = None, sidecar: str | Path | None = None) -> ImportResult:
+                  kinematics: KeyBodyKinematics | None = None, sidecar: str | Path | None = None,
+                  ground: bool = False) -> ImportResult:
     """Parse, validate, resample to 50 Hz and run FK on one source file. Raises MotionImportError.
-    ``sidecar``: for a policy's embedded motion (.onnx), its facts YAML (g1_tracker_policy.external)."""
+    ``sidecar``: for a policy's embedded motion (.onnx), its facts YAML (g1_tracker_policy.external).
+    ``ground``: flatten the stance feet and put them on the floor (:func:`ground_motion`)."""
     path = Path(path)
     parser = PARSERS.get(path.suffix.lower())
     if parser is None:
@@ -444,7 +446,32 @@ def import_motion(path: Path, *, name: str | None = None, fps: float | None = No
         key_body_pos=kinematics.key_body_positions(root_pos, root_quat, joint_pos),
         key_body_names=kinematics.body_names, provenance=provenance)
     motion.validate()
+    if ground:
+        motion = ground_motion(motion, kinematics)
+        warnings += motion.provenance["grounding"]
     return ImportResult(motion, warnings)
+
+
+def ground_motion(motion: Motion, kinematics: KeyBodyKinematics | None = None) -> Motion:
+    """The clip with grounded feet (``motion_server.grounding``: stance soles flat and on the floor,
+    only the ankle joints and the root height change), velocities and key bodies recomputed; provenance
+    ``grounding`` says what changed. A clip that is already grounded comes back as it is."""
+    from . import grounding
+
+    if motion.provenance.get("grounding"):
+        return motion
+    kinematics = kinematics or KeyBodyKinematics()
+    dt = 1.0 / motion.fps
+    root_pos, joint_pos, report = grounding.ground_feet(motion.root_pos, motion.root_quat_wxyz,
+                                                        motion.joint_pos, dt, model=kinematics.model)
+    joint_vel, root_lin_vel, _ = velocities(root_pos, motion.root_quat_wxyz, joint_pos, dt)
+    out = Motion(
+        name=motion.name, fps=motion.fps, joint_pos=joint_pos, joint_vel=joint_vel, root_pos=root_pos,
+        root_quat_wxyz=motion.root_quat_wxyz, root_lin_vel=root_lin_vel, root_ang_vel=motion.root_ang_vel,
+        key_body_pos=kinematics.key_body_positions(root_pos, motion.root_quat_wxyz, joint_pos),
+        key_body_names=kinematics.body_names, provenance={**motion.provenance, "grounding": report.lines()})
+    out.validate()
+    return out
 
 
 def find_dataset_card(path: Path, levels: int = 3) -> dict:

@@ -122,6 +122,8 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
         "train_config": to_dict(cfg),
         # g1_description.physics profile it was trained with: `g1-train eval` simulates with it
         "physics_profile": env.profile.name,
+        # trained on foot-grounded clips (motion_server.grounding): `g1 track` grounds the clip it plays
+        "reference_grounding": bool(cfg.env.motions.ground_feet),
     }
     if isinstance(model, CausalTransformerModel):
         # the window the student was trained on; a KV artifact caches C-1 steps and attends to C

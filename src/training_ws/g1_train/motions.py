@@ -68,17 +68,19 @@ def _expand(sources: list[str]) -> list[Path]:
     return paths
 
 
-def _load_one(path: Path):
-    """A motion_server Motion from a library file or a raw clip (imported in memory)."""
+def _load_one(path: Path, ground: bool = False):
+    """A motion_server Motion from a library file or a raw clip (imported in memory); ``ground``: with
+    grounded feet (motion_server.importers.ground_motion; a no-op for clips imported grounded)."""
     from motion_server import importers
     from motion_server.motion import MotionFormatError, load_motion
 
     if path.suffix == ".npz":
         try:
-            return load_motion(path)
+            m = load_motion(path)
+            return importers.ground_motion(m) if ground else m
         except MotionFormatError:
             pass  # not a library file: maybe a BeyondMimic/mjlab npz, which the importer reads
-    return importers.import_motion(path).motion
+    return importers.import_motion(path, ground=ground).motion
 
 
 def _at_control_rate(motion):
@@ -232,7 +234,7 @@ def load_motion_set(cfg: MotionCfg, min_frames: int = 10, split: str = "train",
                               "(library .npz files/directories or raw clips)")
     motions = []
     for p in paths:
-        m = _at_control_rate(_load_one(p))
+        m = _at_control_rate(_load_one(p, cfg.ground_feet))
         if cfg.names and not any(n in m.name for n in cfg.names):
             continue
         if (split == "train" and m.name in cfg.heldout) or (split == "heldout" and m.name not in cfg.heldout):

@@ -44,10 +44,11 @@ def clips_of_split(config: str, split: str, overrides: list[str]) -> dict[str, l
     return out if split == "all" else {split: out[split]}
 
 
-def track(g1: Path, clip: Path, out: Path, policy: str | None, duration: float | None, timeout: float) -> dict:
+def track(g1: Path, clip: Path, out: Path, policy: str | None, duration: float | None, timeout: float,
+          ground: str = "auto") -> dict:
     report = out / "report.json"
     if not report.is_file():
-        cmd = [str(g1), "track", "--motion", str(clip), "--out", str(out), "--quiet"]
+        cmd = [str(g1), "track", "--motion", str(clip), "--out", str(out), "--quiet", "--ground", ground]
         cmd += ["--baseline"] if policy is None else ["--policy", policy]
         if duration:
             cmd += ["--duration", str(duration)]
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     pol.add_argument("--policy", help="policy artifact (.onnx)")
     pol.add_argument("--baseline", action="store_true", help="the reference pass-through")
     p.add_argument("--out", required=True)
+    p.add_argument("--ground", choices=("auto", "on", "off"), default="auto",
+                   help="g1 track --ground: foot grounding of the clips (auto = what the policy was trained on)")
     p.add_argument("--duration", type=float, help="g1 track --duration (sim seconds, stand-up included)")
     p.add_argument("--max-clips", type=int, default=0, help="at most this many clips per split (0 = all)")
     p.add_argument("--g1", default=str(ROOT / ".venv" / "bin" / "g1"), help="the g1 command")
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {len(files)} clips", flush=True)
         per_clip = []
         for f in files:
-            rep = track(Path(args.g1), f, out / name / f.stem, policy, args.duration, args.timeout)
+            rep = track(Path(args.g1), f, out / name / f.stem, policy, args.duration, args.timeout, args.ground)
             if not rep["per_clip"]:  # fell (or stopped) before the clip played a frame: a failure, completion 0
                 last = next((e["event"] for e in reversed(rep.get("events", [])) if "mode" not in e["event"]), None)
                 rep["per_clip"] = [{"motion": f.stem, "success": False, "completion": 0.0, "E_mpkpe_mm": None,

@@ -127,3 +127,36 @@ def test_eval_split_tables(tmp_path, g1_moves):
         assert s["E_mpkpe_median_mm"] == pytest.approx(np.median([c["E_mpkpe_mm"] for c in split["per_clip"]]))
     md = (tmp_path / "e.md").read_text()
     assert "| train | 2 |" in md and "| heldout | 2 |" in md and "| heldout | B_LongDance |" in md
+
+
+def test_ground_feet_loads_grounded_clips_and_the_pass_through_stays_up_longer(g1_moves):
+    """env.motions.ground_feet: every clip through motion_server's grounding; a zero residual (the
+    pass-through of the reference under STAND gains, spawned in frame 0, nominal physics) then stays up
+    longer on the same clips (measured: median 1.1 -> 2.0 s over all 49 G1-Moves clips)."""
+    from g1_train.config import EnvCfg
+    from g1_train.env import TrackingEnv
+
+    names = ["B_HandsUp", "J_Dance8_WestCoast", "M_ShortMove14", "B_DadDance"]
+    survived = {}
+    for ground in (False, True):
+        motions = MotionCfg(sources=[str(g1_moves)], names=names, ground_feet=ground)
+        ms = load_motion_set(motions, augmented=False)
+        assert sorted(ms.names) == sorted(names)
+        assert all(bool(p.get("grounding")) == ground for p in ms.provenance)
+        cfg = EnvCfg(num_envs=ms.num_clips, gains="stand", action_base="reference_next_frame", motions=motions)
+        cfg.randomization.enabled = False
+        cfg.sampling.max_segment_s = 100.0
+        env = TrackingEnv(cfg, ms)
+        n = env.num_envs
+        last = np.minimum(ms.length - 1, 500)
+        env.reset(np.ones(n, dtype=bool), episodes=(np.arange(n), np.zeros(n, dtype=np.int64), last))
+        alive, running = np.zeros(n), np.ones(n, dtype=bool)
+        for _ in range(500):
+            _, _, terminated, time_out, _ = env.step(np.zeros((n, 29)))
+            alive += running
+            running &= ~(terminated | time_out)
+            if not running.any():
+                break
+        survived[ground] = alive * env.dt
+    assert np.median(survived[False]) < 1.6, survived
+    assert survived[True].sum() > 1.5 * survived[False].sum(), survived

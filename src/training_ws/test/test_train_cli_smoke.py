@@ -66,6 +66,7 @@ def test_exported_artifact_is_accepted_by_the_policy_loader(smoke_run, file, kin
     artifact = load_artifact(out / f"{file}.onnx")  # checks metadata + golden vectors with ORT
     assert artifact.model_kind == model_kind
     assert artifact.provenance["train_config"]["student"]["kind"] == kind
+    assert artifact.provenance["reference_grounding"] is False  # `g1 track --ground auto` reads it
     controller = PolicyController(artifact)  # the node's controller: builder + runner + warm-up
     assert controller.builder.cfg.size == artifact.observation.size
 
