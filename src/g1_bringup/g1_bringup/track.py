@@ -11,6 +11,7 @@ tracker.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -83,6 +84,27 @@ def _resolve_out(out: Path | None) -> Path:
     return out.resolve()
 
 
+@functools.lru_cache(maxsize=4)
+def _load_policy(path: str, sidecar: str | None, base_lin_vel: str | None):
+    """The policy artifact (g1_tracker_policy.external.load_policy), loaded once per run: the policy,
+    physics-profile and grounding checks all read it (a refusal raises ContractError every time)."""
+    from g1_tracker_policy import external
+
+    return external.load_policy(path, sidecar, base_lin_vel=base_lin_vel)
+
+
+def _policy_provenance(args, policy: str) -> dict | None:
+    """The provenance of the run's policy, or None when it does not load (refused already in
+    _resolve_policy for a user's file; the shipped one loads)."""
+    from g1_tracker_policy import contract
+
+    try:
+        art = _load_policy(policy, args.policy_sidecar, args.base_lin_vel)
+    except contract.ContractError:
+        return None
+    return getattr(art, "provenance", None) or {}
+
+
 def _resolve_policy(args) -> str:
     if args.baseline:
         return ""
@@ -92,10 +114,10 @@ def _resolve_policy(args) -> str:
             raise TrackError(f"policy file {path} does not exist")
         if args.policy_sidecar and not Path(args.policy_sidecar).is_file():
             raise TrackError(f"--policy-sidecar {args.policy_sidecar} does not exist")
-        from g1_tracker_policy import contract, external
+        from g1_tracker_policy import contract
 
         try:  # our contract, or an mjlab / holosoma export (g1_tracker_policy.external)
-            external.load_policy(path, args.policy_sidecar, base_lin_vel=args.base_lin_vel)
+            _load_policy(str(path.resolve()), args.policy_sidecar, args.base_lin_vel)
         except contract.ContractError as exc:
             raise TrackError(f"policy {path} is refused: {exc}") from exc
         return str(path.resolve())
@@ -113,13 +135,10 @@ def _resolve_physics_profile(args, policy: str) -> str:
 
     name = args.physics_profile
     if not name and policy:
-        from g1_tracker_policy import contract, external
-
-        try:
-            art = external.load_policy(policy, args.policy_sidecar, base_lin_vel=args.base_lin_vel)
-        except contract.ContractError:
-            return ""  # refused already in _resolve_policy for a user's file; the shipped one loads
-        name = str((getattr(art, "provenance", None) or {}).get("physics_profile") or "")
+        provenance = _policy_provenance(args, policy)
+        if provenance is None:
+            return ""
+        name = str(provenance.get("physics_profile") or "")
     if not name:
         return ""
     try:
@@ -134,13 +153,7 @@ def _resolve_grounding(args, policy: str) -> bool:
         return args.ground == "on"
     if not policy:
         return False
-    from g1_tracker_policy import contract, external
-
-    try:
-        art = external.load_policy(policy, args.policy_sidecar, base_lin_vel=args.base_lin_vel)
-    except contract.ContractError:
-        return False
-    return bool((getattr(art, "provenance", None) or {}).get("reference_grounding", False))
+    return bool((_policy_provenance(args, policy) or {}).get("reference_grounding", False))
 
 
 def _resolve_motion(args, out: Path, policy: str = "", ground: bool = False) -> tuple[str, Path, float]:

@@ -1,7 +1,7 @@
 """Foot grounding: make a retargeted clip's stance feet flat and on the floor.
 
 Retargeted mocap rarely respects the robot's feet: in the G1-Moves clips (``../shared/docs/data.md``)
-the stance feet are tilted by ~8-11 degrees and float or sink by a few centimetres. Tracked exactly
+the stance feet are tilted by ~6-11 degrees and float or sink by a few centimetres. Tracked exactly
 (the pass-through baseline, or a residual policy's zero action), such a reference stands the robot on
 the edges of its soles and it falls within ~1 s on every clip. Grounding fixes the reference where a
 foot is in contact and leaves the rest of the motion alone:

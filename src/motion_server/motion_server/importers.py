@@ -454,7 +454,7 @@ def import_motion(path: Path, *, name: str | None = None, fps: float | None = No
 
 def ground_motion(motion: Motion, kinematics: KeyBodyKinematics | None = None) -> Motion:
     """The clip with grounded feet (``motion_server.grounding``: stance soles flat and on the floor,
-    only the ankle joints and the root height change), velocities and key bodies recomputed; provenance
+    only the leg joints and the root height change), velocities and key bodies recomputed; provenance
     ``grounding`` says what changed. A clip that is already grounded comes back as it is."""
     from . import grounding
 

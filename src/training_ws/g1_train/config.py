@@ -36,7 +36,7 @@ class MotionCfg:
     mirror: bool = False
     time_scales: list[float] = field(default_factory=list)
     #: foot grounding (motion_server.grounding, what `g1 motions import --ground` stores): stance soles
-    #: made flat and put on the floor (ankle joints + root height only), applied to every loaded clip
+    #: made flat, level and put on the floor (leg joints + root height only), applied to every loaded clip
     #: before augmentation; `g1 track --ground` plays clips the same way
     ground_feet: bool = False
 
