@@ -3,6 +3,7 @@
     g1-train teacher --config configs/teacher.yaml [--resume RUN_DIR|CKPT] [--iterations N] [--set k=v ...]
     g1-train student --config configs/student_moe.yaml --teacher RUN_DIR|CKPT [--resume ...]
     g1-train export  --checkpoint STUDENT_RUN_DIR|CKPT --out policy.onnx [--model-kind transformer_kv]
+    g1-train export  --feedback-only --config CONFIG --out feedback.onnx   (env.balance_feedback alone)
     g1-train eval    --artifact policy.onnx|baseline | --checkpoint STUDENT | --teacher TEACHER_RUN --config CFG
                      [--split train|heldout|all]
                      [--max-s S] [--json report.json] [--markdown table.md]
@@ -127,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("export", help="export a student checkpoint to an ONNX policy artifact")
     _add_common(p, config_required=False)
-    p.add_argument("--checkpoint", required=True, help="student run directory or checkpoint")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="student run directory or checkpoint")
+    src.add_argument("--feedback-only", action="store_true",
+                     help="no network: an artifact of --config's env.balance_feedback alone (g1_train.feedback)")
     p.add_argument("--out", required=True, help="output .onnx path")
     p.add_argument("--name", help="artifact name (provenance); default: the file stem")
     p.add_argument("--model-kind", choices=["moe", "mlp", "transformer_window", "transformer_kv"],
@@ -176,10 +180,15 @@ def main(argv: list[str] | None = None) -> int:
             if ckpt is not None:
                 print(f"student checkpoint: {ckpt}")
         elif args.command == "export":
-            from .export import export_student
+            from .export import export_feedback_only, export_student
 
-            cfg = _config_for_checkpoint(args)
-            art = export_student(cfg, args.checkpoint, args.out, name=args.name, model_kind=args.model_kind)
+            if args.feedback_only:
+                if not args.config:
+                    parser.error("export --feedback-only: give --config (the config with env.balance_feedback)")
+                art = export_feedback_only(load_config(args.config, args.set), args.out, name=args.name)
+            else:
+                cfg = _config_for_checkpoint(args)
+                art = export_student(cfg, args.checkpoint, args.out, name=args.name, model_kind=args.model_kind)
             print(f"exported {art.model_kind} policy to {art.path} (observation size {art.observation.size}, "
                   f"golden vectors checked by ONNX Runtime)")
         else:

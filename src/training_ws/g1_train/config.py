@@ -150,6 +150,10 @@ class EnvCfg:
     #: "offset": q* = default pose + scale * a (GMT); "reference_next_frame": q* = the reference's next
     #: frame + scale * a (a residual on the pass-through baseline: a zero action IS the baseline).
     action_base: str = "offset"
+    #: balance feedback prior (g1_train.feedback): the 14 P/D gains of torso tilt -> ankles, knees, hips,
+    #: waist, added to every action and exported inside the ONNX; [] = off. Fitted by
+    #: scripts/fit_balance_feedback.py.
+    balance_feedback: list[float] = field(default_factory=list)
     #: PD gains of the joint targets, written into the exported artifact: "tracking" = g1_description's
     #: robot.KP/KD (armature-derived), "stand" = robot.STAND_KP/STAND_KD (the stiff gains the policy node
     #: stands with and the pass-through baseline uses; within the contract's limits).
@@ -197,6 +201,9 @@ class ModelCfg:
     num_layers: int = 2
     num_heads: int = 4
     init_std: float = 0.6               # teacher: initial PPO std; student: fixed DAgger noise
+    #: moe: zero the experts' output layers, so the initial mean action is 0 (a residual teacher starts at
+    #: its base: the pass-through, plus env.balance_feedback when set)
+    zero_output: bool = False
 
 
 @dataclass

@@ -30,6 +30,7 @@ from g1_tracker_policy import observation as obs_lib
 from motion_server.motion import FrameBatch
 
 from .config import EnvCfg
+from .feedback import BalanceFeedback
 from .motions import MotionSet
 from .physics import NQ0 as _NQ0
 from .physics import NV0 as _NV0
@@ -142,6 +143,9 @@ class TrackingEnv:
         self.default_q = robot.DEFAULT_JOINT_POS.copy()
         (self.kp, self.kd), self.effort = pd_gains(cfg), robot.EFFORT_LIMIT.copy()
         self.action_scale = action_scales(cfg)
+        # fixed balance feedback added to every action (g1_train.feedback; exported inside the ONNX)
+        self.feedback = BalanceFeedback(self.obs_cfg, cfg.balance_feedback, self.action_scale) \
+            if cfg.balance_feedback else None
         if cfg.rewards.key_body_frame not in KEY_BODY_FRAMES:
             raise ValueError(f"env.rewards.key_body_frame {cfg.rewards.key_body_frame!r}: expected one of "
                              f"{KEY_BODY_FRAMES}")
@@ -282,6 +286,8 @@ class TrackingEnv:
     def step(self, action: np.ndarray):
         n = self.num_envs
         self.last_action[:] = self.action
+        if self.feedback is not None:  # the policy's action is net + feedback (what the artifact outputs)
+            action = np.asarray(action, dtype=np.float64) + self.feedback.action_delta(self.obs["policy"])
         self.action[:] = np.clip(np.nan_to_num(action, nan=0.0), -10.0, 10.0)
         new_target = self.action_base() + self.action_scale * self.action
         dr = self.cfg.randomization

@@ -40,6 +40,23 @@ EXPORT_KINDS = {"moe": ("moe",), "mlp": ("mlp",), "transformer": ("transformer_w
 MODEL_KIND = {k: v[0] for k, v in EXPORT_KINDS.items()}
 
 
+class WithFeedback(torch.nn.Module):
+    """An export wrapper plus the env's balance feedback (g1_train.feedback) on the current observation:
+    the artifact outputs what the policy's action was in training, ``net(obs) + feedback(obs)``. The
+    current observation is the obs input (feed-forward, KV) or the last row of the window."""
+
+    def __init__(self, inner: torch.nn.Module, feedback: torch.nn.Module, window: bool):
+        super().__init__()
+        self.inner, self.feedback, self.window = inner, feedback, window
+
+    def forward(self, obs, *rest):
+        out = self.inner(obs, *rest)
+        current = obs[:, -1] if self.window else obs
+        if isinstance(out, tuple):
+            return (out[0] + self.feedback(current),) + tuple(out[1:])
+        return out + self.feedback(current)
+
+
 def load_student(cfg: TrainCfg, checkpoint: Path, obs: TensorDict):
     from rsl_rl.utils import resolve_class
 
@@ -87,13 +104,15 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
             obs = venv.get_observations()
             action = model(obs)
             inputs.append(obs["policy"][0].numpy().copy())
-            outputs.append(action[0].numpy().copy())
+            total = action[0].numpy().astype(np.float64)
+            if env.feedback is not None:  # the env adds it in step(); the artifact outputs the sum
+                total = total + env.feedback.action_delta(obs["policy"][0:1].numpy())[0]
+            outputs.append(total.astype(np.float32))
             _, _, dones, _ = venv.step(action)
             if bool(dones[0]):
                 break  # the golden protocol is one episode from a reset
     golden_in, golden_out = np.stack(inputs), np.stack(outputs)
 
-    kp, kd = pd_gains(cfg.env)  # the gains the policy was trained with
     d = env.obs_cfg.size
     output_names = [contract.OUTPUT_ACTION]
     if kind == "transformer_kv":
@@ -109,27 +128,73 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
         wrapper = ExportFeedForward(model).eval()
         args = (torch.zeros(1, d),)
         input_names = [contract.INPUT_OBS]
-    buf = io.BytesIO()
-    torch.onnx.export(wrapper, args, buf, input_names=input_names, output_names=output_names,
-                      opset_version=17, dynamo=False)
-    onnx_model = onnx.load_from_string(buf.getvalue())
-
+    if env.feedback is not None:
+        wrapper = WithFeedback(wrapper, env.feedback.torch_module(), window=kind == "transformer_window").eval()
     provenance = {
-        "name": name or Path(out_path).stem,
         "trainer": "g1_train (rsl-rl-lib DAgger distillation of a GMT-style MoE teacher)",
-        "student": cfg.student.kind, "parameters": count_parameters(model),
-        "checkpoint": str(ckpt), "motions": env.motions.names[:50], "num_motions": env.motions.num_clips,
-        "train_config": to_dict(cfg),
-        # g1_description.physics profile it was trained with: `g1-train eval` simulates with it
-        "physics_profile": env.profile.name,
-        # trained on foot-grounded clips (motion_server.grounding): `g1 track` grounds the clip it plays
-        "reference_grounding": bool(cfg.env.motions.ground_feet),
+        "student": cfg.student.kind, "parameters": count_parameters(model), "checkpoint": str(ckpt),
     }
     if isinstance(model, CausalTransformerModel):
         # the window the student was trained on; a KV artifact caches C-1 steps and attends to C
         provenance["transformer"] = {"arch": model.arch, "context_steps": model.context}
         if kind == "transformer_kv":
             provenance["transformer"]["kv_cache_steps"] = model.context - 1
+    return _write(cfg, env, wrapper, args, input_names, output_names, kind, out_path, name, provenance,
+                  golden_in, golden_out)
+
+
+class _FeedbackOnly(torch.nn.Module):
+    def __init__(self, feedback: torch.nn.Module):
+        super().__init__()
+        self.feedback = feedback
+
+    def forward(self, obs):
+        return self.feedback(obs)
+
+
+def export_feedback_only(cfg: TrainCfg, out_path: str | Path, golden_steps: int = 6,
+                         name: str | None = None) -> contract.PolicyArtifact:
+    """An artifact of the config's balance feedback alone (no network: the policy's action is the feedback,
+    the PD target the reference plus it): the fitted prior's own row in evaluations, and a policy the stack
+    can run before any PPO."""
+    if not cfg.env.balance_feedback:
+        raise ValueError("export --feedback-only: the config has no env.balance_feedback gains")
+    env, venv = _golden_rollout(cfg)
+    inputs, outputs = [], []
+    zero = torch.zeros(1, robot.NUM_JOINTS)
+    for _ in range(golden_steps):
+        obs = venv.get_observations()
+        inputs.append(obs["policy"][0].numpy().copy())
+        outputs.append(env.feedback.action_delta(obs["policy"][0:1].numpy())[0].astype(np.float32))
+        _, _, dones, _ = venv.step(zero)
+        if bool(dones[0]):
+            break
+    wrapper = _FeedbackOnly(env.feedback.torch_module()).eval()
+    provenance = {"trainer": "g1_train balance feedback only (scripts/fit_balance_feedback.py; no network)",
+                  "parameters": 0}
+    return _write(cfg, env, wrapper, (torch.zeros(1, env.obs_cfg.size),), [contract.INPUT_OBS],
+                  [contract.OUTPUT_ACTION], "mlp", out_path, name, provenance, np.stack(inputs), np.stack(outputs))
+
+
+def _write(cfg: TrainCfg, env, wrapper, args, input_names, output_names, kind, out_path, name, provenance,
+           golden_in, golden_out) -> contract.PolicyArtifact:
+    buf = io.BytesIO()
+    torch.onnx.export(wrapper, args, buf, input_names=input_names, output_names=output_names,
+                      opset_version=17, dynamo=False)
+    onnx_model = onnx.load_from_string(buf.getvalue())
+    provenance = {
+        "name": name or Path(out_path).stem,
+        **provenance,
+        "motions": env.motions.names[:50], "num_motions": env.motions.num_clips,
+        "train_config": to_dict(cfg),
+        # g1_description.physics profile it was trained with: `g1-train eval` simulates with it
+        "physics_profile": env.profile.name,
+        # trained on foot-grounded clips (motion_server.grounding): `g1 track` grounds the clip it plays
+        "reference_grounding": bool(cfg.env.motions.ground_feet),
+        # the fixed balance feedback inside the graph (g1_train.feedback), or [] for none
+        "balance_feedback": [float(g) for g in cfg.env.balance_feedback],
+    }
+    kp, kd = pd_gains(cfg.env)  # the gains the policy was trained with
     return contract.write_artifact(out_path, onnx_model, model_kind=kind, observation=env.obs_cfg,
                                    kp=kp, kd=kd, action_scale=action_scales(cfg.env), action_base=cfg.env.action_base,
                                    provenance=provenance,

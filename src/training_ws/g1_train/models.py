@@ -63,13 +63,18 @@ class MotionMoE(nn.Module):
 
     def __init__(self, proprio_size: int, num_frames: int, frame_size: int, extra_size: int, output_dim: int,
                  num_experts: int, expert_hidden: list[int], gate_hidden: list[int], encoder_channels: list[int],
-                 encoder_out: int):
+                 encoder_out: int, zero_output: bool = False):
         super().__init__()
         self.proprio_size, self.ref_size = proprio_size, num_frames * frame_size
         self.encoder = MotionEncoder(num_frames, frame_size, encoder_channels, encoder_out)
         feat = proprio_size + self.encoder.out_dim + extra_size
         self.gate = _mlp([feat, *gate_hidden, num_experts])
         self.experts = nn.ModuleList(_mlp([feat, *expert_hidden, output_dim]) for _ in range(num_experts))
+        if zero_output:  # the initial mean action is exactly 0: PPO starts at the base (pass-through + feedback)
+            for e in self.experts:
+                last = [m for m in e.modules() if isinstance(m, nn.Linear)][-1]
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
         self.last_gate: torch.Tensor | None = None  # for logging expert usage
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,7 +92,7 @@ class MotionMoEModel(MLPModel):
 
     def __init__(self, obs: TensorDict, obs_groups: dict, obs_set: str, output_dim: int, *, proprio_size: int,
                  num_frames: int, frame_size: int, num_experts: int = 4, expert_hidden=(256, 128),
-                 gate_hidden=(128,), encoder_channels=(32, 32), encoder_out: int = 64,
+                 gate_hidden=(128,), encoder_channels=(32, 32), encoder_out: int = 64, zero_output: bool = False,
                  obs_normalization: bool = True, distribution_cfg: dict | None = None, activation: str = "elu"):
         super().__init__(obs, obs_groups, obs_set, output_dim, hidden_dims=[8], activation=activation,
                          obs_normalization=obs_normalization, distribution_cfg=distribution_cfg)
@@ -100,7 +105,8 @@ class MotionMoEModel(MLPModel):
             raise ValueError(f"MotionMoEModel: observation has {self.obs_dim} values, fewer than the layout's "
                              f"{proprio_size + num_frames * frame_size}")
         self.mlp = MotionMoE(proprio_size, num_frames, frame_size, extra, head_out, num_experts,
-                             list(expert_hidden), list(gate_hidden), list(encoder_channels), encoder_out)
+                             list(expert_hidden), list(gate_hidden), list(encoder_channels), encoder_out,
+                             zero_output=zero_output)
 
 
 def _alibi_slopes(heads: int) -> torch.Tensor:

@@ -86,6 +86,26 @@ def eval_env(cfg: TrainCfg, ms: MotionSet) -> TrackingEnv:
     return TrackingEnv(c, ms)
 
 
+def survival(cfg: TrainCfg, ms: MotionSet, act: Act, max_s: float) -> np.ndarray:
+    """(clips,) share of each clip's first ``max_s`` played before its first termination: one env per clip
+    (:func:`eval_env`), spawned in the clip's first frame, ``act(obs) -> (N, A)`` every step (the scripts'
+    zero action with noise, the balance feedback fit)."""
+    env = eval_env(cfg, ms)
+    n = env.num_envs
+    steps = int(round(max_s / env.dt))
+    last = np.minimum(ms.length - 1, steps).astype(np.int64)
+    env.reset(np.ones(n, dtype=bool), episodes=(np.arange(n), np.zeros(n, dtype=np.int64), last))
+    env.obs = env._observe()
+    alive, running = np.zeros(n), np.ones(n, dtype=bool)
+    for _ in range(steps):
+        _, _, terminated, time_out, _ = env.step(act(env.obs))
+        alive += running
+        running &= ~(terminated | time_out)
+        if not running.any():
+            break
+    return alive / (last + 1)
+
+
 def evaluate_teacher(cfg: TrainCfg, checkpoint: str | Path, ms: MotionSet, max_s: float | None = None) -> dict:
     """Metrics (``compute_metrics``' report: per_clip + overall) of the deterministic teacher on every clip."""
     env = eval_env(cfg, ms)

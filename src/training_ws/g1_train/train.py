@@ -51,6 +51,8 @@ def model_dict(m: ModelCfg, cfg: TrainCfg, stochastic: bool, learn_std: bool = T
         d = {"class_name": "g1_train.models:MotionMoEModel", **lay, "num_experts": m.num_experts,
              "expert_hidden": list(m.expert_hidden), "gate_hidden": list(m.gate_hidden),
              "encoder_channels": list(m.encoder_channels), "encoder_out": m.encoder_out, "obs_normalization": True}
+        if m.zero_output:
+            d["zero_output"] = True
     elif m.kind == "transformer":
         d = {"class_name": "g1_train.models:CausalTransformerModel", **lay, "d_model": m.d_model,
              "num_layers": m.num_layers, "num_heads": m.num_heads, "encoder_channels": list(m.encoder_channels),

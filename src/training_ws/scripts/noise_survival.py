@@ -17,27 +17,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from g1_description import robot  # noqa: E402
 from g1_train.config import load_config  # noqa: E402
 from g1_train.motions import load_motion_set  # noqa: E402
 
 
 def survival_s(cfg, ms, sigma: float, max_s: float, seed: int = 0) -> np.ndarray:
     """(clips,) seconds until the first termination (at most ``max_s``)."""
-    from g1_train.teacher_eval import eval_env
+    from g1_train.teacher_eval import survival
 
-    env = eval_env(cfg, ms)
-    n, rng = env.num_envs, np.random.default_rng(seed)
-    steps = int(round(max_s / env.dt))
-    last = np.minimum(ms.length - 1, steps).astype(np.int64)
-    env.reset(np.ones(n, dtype=bool), episodes=(np.arange(n), np.zeros(n, dtype=np.int64), last))
-    alive, running = np.zeros(n), np.ones(n, dtype=bool)
-    for _ in range(steps):
-        _, _, terminated, time_out, _ = env.step(rng.normal(0.0, sigma, (n, env.num_actions)))
-        alive += running
-        running &= ~(terminated | time_out)
-        if not running.any():
-            break
-    return alive * env.dt
+    rng, a = np.random.default_rng(seed), robot.NUM_JOINTS
+    share = survival(cfg, ms, lambda obs: rng.normal(0.0, sigma, (obs["policy"].shape[0], a)), max_s)
+    last = np.minimum(ms.length - 1, int(round(max_s / robot.CONTROL_PERIOD_S)))
+    return share * (last + 1) * robot.CONTROL_PERIOD_S
 
 
 def main(argv: list[str] | None = None) -> int:

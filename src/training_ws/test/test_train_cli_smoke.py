@@ -14,6 +14,9 @@ from train_testutil import WS, run_in_train_venv
 SMOKE = WS / "configs" / "smoke.yaml"
 
 
+FEEDBACK_GAINS = [1.0, 0.1, 0.2, 0.0, -0.3, 0.05, 0.5, 0.0, 0.4, 0.05, 0.3, 0.0, 0.2, 0.0]
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, train_python, g1_moves):
     out = tmp_path_factory.mktemp("g1_train_smoke")
@@ -33,6 +36,12 @@ def smoke_run(tmp_path_factory, train_python, g1_moves):
     run_in_train_venv(train_python, [*g1_train, "export", "--checkpoint", str(out / "student_transformer"),
                                      "--model-kind", "transformer_kv", "--out", str(out / "transformer_kv.onnx")],
                       timeout=300)
+    # the MoE student with a balance feedback prior wrapped around it, and the feedback alone
+    fb = ["--set", "env.balance_feedback=" + json.dumps(FEEDBACK_GAINS)]
+    run_in_train_venv(train_python, [*g1_train, "export", "--checkpoint", str(out / "student_moe"), "--config",
+                                     str(SMOKE), "--set", motions, *fb, "--out", str(out / "moe_fb.onnx")], timeout=300)
+    run_in_train_venv(train_python, [*g1_train, "export", "--feedback-only", "--config", str(SMOKE), "--set", motions,
+                                     *fb, "--out", str(out / "feedback.onnx")], timeout=300)
     # resuming continues the iteration count from the newest checkpoint of a run
     run_in_train_venv(train_python, [*g1_train, "teacher", "--config", str(SMOKE), "--set", motions,
                                      "--resume", str(out / "teacher"), "--iterations", "1",
@@ -150,3 +159,30 @@ def test_policy_node_process_loads_the_exported_artifact(smoke_run, tmp_path):
             proc.wait()
     assert "loaded moe policy moe" in text, f"policy node did not load the artifact:\n{text[-3000:]}"
     assert "refusing to arm" not in text
+
+
+def test_balance_feedback_is_inside_the_exported_graph(smoke_run):
+    """An export with env.balance_feedback outputs net + feedback (ORT, the node's runner): the difference
+    to the plain export is exactly g1_train.feedback's map; --feedback-only outputs the map alone."""
+    from g1_tracker_policy.contract import decode_array, load_artifact
+    from g1_tracker_policy.controllers import OnnxPolicyRunner
+
+    from g1_train.feedback import BalanceFeedback
+
+    out, _ = smoke_run
+    plain, with_fb, only = (load_artifact(out / f) for f in ("moe.onnx", "moe_fb.onnx", "feedback.onnx"))
+    assert with_fb.provenance["balance_feedback"] == FEEDBACK_GAINS and plain.provenance["balance_feedback"] == []
+    assert only.provenance["parameters"] == 0 and only.model_kind == "mlp"
+    fb = BalanceFeedback(with_fb.observation, FEEDBACK_GAINS, np.asarray(with_fb.action_scale))
+    rng = np.random.default_rng(1)
+    golden = decode_array(with_fb.golden["inputs"])
+    obs = (golden[rng.integers(0, len(golden), 16)] + rng.normal(0.0, 0.2, (16, golden.shape[1]))).astype(np.float32)
+    runners = [OnnxPolicyRunner(str(a.path), a.model_kind, a.io) for a in (plain, with_fb, only)]
+    moved = 0.0
+    for o in obs:
+        a_plain, a_fb, a_only = (r(o) for r in runners)
+        want = fb.action_delta(o[None])[0]
+        np.testing.assert_allclose(a_fb - a_plain, want, atol=1e-4)
+        np.testing.assert_allclose(a_only, want, atol=1e-5)
+        moved = max(moved, float(np.abs(want).max()))
+    assert moved > 0.05  # the feedback is not vacuous on these observations

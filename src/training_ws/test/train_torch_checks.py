@@ -33,6 +33,16 @@ def test_moe_gate_is_a_distribution_and_mixes_experts():
     torch.testing.assert_close(y, manual)
 
 
+def test_moe_zero_output_starts_at_the_zero_action_and_still_learns():
+    moe = MotionMoE(P, F, R, 4, A, num_experts=3, expert_hidden=[16], gate_hidden=[8], encoder_channels=[8],
+                    encoder_out=8, zero_output=True)
+    x = torch.randn(5, P + F * R + 4)
+    y = moe(x)
+    assert torch.equal(y, torch.zeros(5, A))
+    (moe(x) - 1.0).pow(2).sum().backward()
+    assert all(e[-1].weight.grad.abs().sum() > 0 for e in moe.experts)  # the output layers get gradients
+
+
 def test_transformer_is_causal_and_ignores_padding():
     torch.manual_seed(0)
     c = 6
