@@ -143,15 +143,6 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
                   golden_in, golden_out)
 
 
-class _FeedbackOnly(torch.nn.Module):
-    def __init__(self, feedback: torch.nn.Module):
-        super().__init__()
-        self.feedback = feedback
-
-    def forward(self, obs):
-        return self.feedback(obs)
-
-
 def export_feedback_only(cfg: TrainCfg, out_path: str | Path, golden_steps: int = 6,
                          name: str | None = None) -> contract.PolicyArtifact:
     """An artifact of the config's balance feedback alone (no network: the policy's action is the feedback,
@@ -169,7 +160,7 @@ def export_feedback_only(cfg: TrainCfg, out_path: str | Path, golden_steps: int 
         _, _, dones, _ = venv.step(zero)
         if bool(dones[0]):
             break
-    wrapper = _FeedbackOnly(env.feedback.torch_module()).eval()
+    wrapper = env.feedback.torch_module().eval()
     provenance = {"trainer": "g1_train balance feedback only (scripts/fit_balance_feedback.py; no network)",
                   "parameters": 0}
     return _write(cfg, env, wrapper, (torch.zeros(1, env.obs_cfg.size),), [contract.INPUT_OBS],

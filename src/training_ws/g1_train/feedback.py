@@ -83,7 +83,6 @@ class BalanceFeedback:
     """``action_delta(obs) -> (N, 29)`` in policy action units (radians / the action scale)."""
 
     def __init__(self, obs_cfg: obs_lib.ObservationConfig, gains: Sequence[float], action_scale: np.ndarray):
-        self.gains = np.asarray(gains, dtype=np.float64)
         self.matrix = feedback_matrix(obs_cfg, gains)
         self.action_scale = np.broadcast_to(np.asarray(action_scale, dtype=np.float64), (robot.NUM_JOINTS,)).copy()
 

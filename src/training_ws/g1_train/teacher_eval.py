@@ -86,18 +86,27 @@ def eval_env(cfg: TrainCfg, ms: MotionSet) -> TrackingEnv:
     return TrackingEnv(c, ms)
 
 
+def _start_clips(cfg: TrainCfg, ms: MotionSet, max_s: float | None) -> tuple[TrackingEnv, np.ndarray]:
+    """:func:`eval_env` with every env in its clip's first frame; (env, the last frame of each episode)."""
+    env = eval_env(cfg, ms)
+    n = env.num_envs
+    last = ms.length - 1
+    if max_s:
+        last = np.minimum(last, int(round(max_s / env.dt)))
+    last = last.astype(np.int64)
+    env.reset(np.ones(n, dtype=bool), episodes=(np.arange(n), np.zeros(n, dtype=np.int64), last))
+    env.obs = env._observe()
+    return env, last
+
+
 def survival(cfg: TrainCfg, ms: MotionSet, act: Act, max_s: float) -> np.ndarray:
     """(clips,) share of each clip's first ``max_s`` played before its first termination: one env per clip
     (:func:`eval_env`), spawned in the clip's first frame, ``act(obs) -> (N, A)`` every step (the scripts'
     zero action with noise, the balance feedback fit)."""
-    env = eval_env(cfg, ms)
+    env, last = _start_clips(cfg, ms, max_s)
     n = env.num_envs
-    steps = int(round(max_s / env.dt))
-    last = np.minimum(ms.length - 1, steps).astype(np.int64)
-    env.reset(np.ones(n, dtype=bool), episodes=(np.arange(n), np.zeros(n, dtype=np.int64), last))
-    env.obs = env._observe()
     alive, running = np.zeros(n), np.ones(n, dtype=bool)
-    for _ in range(steps):
+    for _ in range(int(last.max()) + 1):
         _, _, terminated, time_out, _ = env.step(act(env.obs))
         alive += running
         running &= ~(terminated | time_out)
@@ -108,14 +117,9 @@ def survival(cfg: TrainCfg, ms: MotionSet, act: Act, max_s: float) -> np.ndarray
 
 def evaluate_teacher(cfg: TrainCfg, checkpoint: str | Path, ms: MotionSet, max_s: float | None = None) -> dict:
     """Metrics (``compute_metrics``' report: per_clip + overall) of the deterministic teacher on every clip."""
-    env = eval_env(cfg, ms)
+    env, last = _start_clips(cfg, ms, max_s)
     act, algo = load_teacher_policy(cfg, checkpoint, env.obs)
     n = env.num_envs
-    last = ms.length - 1
-    if max_s:
-        last = np.minimum(last, int(round(max_s / env.dt)))
-    env.reset(np.ones(n, dtype=bool), episodes=(np.arange(n), np.zeros(n, dtype=np.int64), last.astype(np.int64)))
-    env.obs = env._observe()
     rows = [{k: [] for k in ROW_KEYS} for _ in range(n)]
     running = np.ones(n, dtype=bool)
     while running.any():
