@@ -4,8 +4,9 @@ rollout + the PPO update), with a config's settings (default configs/general.yam
 (C-MuJoCo backend, drivers_500hz, Transformer context built every step, rsl-rl's default per-tensor Adam)
 against the new default (batch backend, actuator_200hz, context only when a model reads it, fused Adam)
 in interleaved rounds of one run, with the ratios: at the same settings, and - labelled as such - the new
-path with a recipe change (``--recipe-set KEY=VALUE``, default ``env.num_envs=64``: more envs per
-iteration) against the old path at the config's settings. Intermediate variants show where the gain
+path with a recipe change (``--recipe-set KEY=VALUE``; default: the CPU recipe of
+configs/general_feedback.yaml - its num_envs, PPO epochs and bf16 update, 64 / 2 / on) against the old path
+at the config's settings. Intermediate variants show where the gain
 comes from; each PPO variant's time is split into physics, host MDP, inference, the rest of the rollout
 and the update; the update alone is measured with 1 / 2 torch threads and both Adam kernels, and its
 FLOPs against one thread's sgemm rate. Then MuJoCo-Warp raw stepping on a flat floor, and student
@@ -115,7 +116,8 @@ def main() -> None:
     ap.add_argument("--max-clips", type=int, default=8, help="clips loaded (0 = all of the config's; the per-step "
                     "cost does not depend on the number)")
     ap.add_argument("--recipe-set", action="append", default=None, metavar="KEY=VALUE",
-                    help="config override of the new path's recipe variant, repeatable (default: env.num_envs=64); "
+                    help="config override of the new path's recipe variant, repeatable (default: configs/general_feedback.yaml's CPU "
+                    "recipe: its env.num_envs, teacher_algo.num_learning_epochs and teacher_algo.mixed_precision); "
                     "the README says what each changes for learning")
     ap.add_argument("--no-recipe", action="store_true", help="do not measure a recipe variant")
     ap.add_argument("--warp-device", default="cpu", help="device of the MuJoCo-Warp measurement (cpu, cuda:0, auto)")
@@ -150,7 +152,14 @@ def main() -> None:
         c.env.randomization.terrain_height_m = 0.0  # flat floor: the batch backend has no per-env terrain
         return c
 
-    recipe_sets = [] if args.no_recipe else (args.recipe_set or ["env.num_envs=64"])
+    if args.no_recipe:
+        recipe_sets = []
+    elif args.recipe_set:
+        recipe_sets = args.recipe_set
+    else:  # the adopted CPU recipe, read from the config that holds it (one source of truth)
+        fb = load_config(str(HERE.parent / "configs/general_feedback.yaml"), [])
+        recipe_sets = [f"env.num_envs={fb.env.num_envs}", f"teacher_algo.num_learning_epochs={fb.teacher_algo.num_learning_epochs}",
+                       f"teacher_algo.mixed_precision={str(fb.teacher_algo.mixed_precision).lower()}"]
     cfg = bench_cfg([])
     args.num_envs, args.steps = cfg.env.num_envs, cfg.teacher_algo.num_steps_per_env
     if cfg.torch_threads > 0:
