@@ -2,6 +2,7 @@
 
     g1-train teacher --config configs/teacher.yaml [--resume RUN_DIR|CKPT] [--iterations N] [--set k=v ...]
     g1-train student --config configs/student_moe.yaml --teacher RUN_DIR|CKPT [--resume ...]
+    g1-train student --config configs/expert_fence1.yaml     (env.experts: motion experts label)
     g1-train export  --checkpoint STUDENT_RUN_DIR|CKPT --out policy.onnx [--model-kind transformer_kv]
     g1-train export  --feedback-only --config CONFIG --out feedback.onnx   (env.balance_feedback alone)
     g1-train eval    --artifact policy.onnx|baseline | --checkpoint STUDENT | --teacher TEACHER_RUN --config CFG
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("student", help="DAgger-distil the teacher into a deployable student")
     _add_common(p)
-    p.add_argument("--teacher", help="teacher run directory or checkpoint (not needed with --resume)")
+    p.add_argument("--teacher", help="teacher run directory or checkpoint (not needed with --resume or a motion "
+                   "expert, env.experts)")
     p.add_argument("--kind", choices=["moe", "transformer"], help="override student.kind")
     p.add_argument("--out")
     p.add_argument("--resume")
@@ -173,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_config(args.config, args.set)
             if args.kind:
                 cfg.student.kind = args.kind
-            if not (args.teacher or args.resume):
-                parser.error("student: give --teacher (a teacher run) or --resume (a student run)")
+            if not (args.teacher or args.resume or cfg.env.experts):
+                parser.error("student: give --teacher (a teacher run), --resume (a student run) or a config with "
+                             "env.experts (motion experts)")
             ckpt = train_student(cfg, teacher=args.teacher, out=args.out, resume=args.resume,
                                  iterations=args.iterations, max_seconds=args.max_seconds, started=STARTED)
             if ckpt is not None:

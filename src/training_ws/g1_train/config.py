@@ -158,6 +158,10 @@ class EnvCfg:
     #: robot.KP/KD (armature-derived), "stand" = robot.STAND_KP/STAND_KD (the stiff gains the policy node
     #: stands with and the pass-through baseline uses; within the contract's limits).
     gains: str = "tracking"
+    #: motion experts (g1_train.experts): {clip name: an mjlab / BeyondMimic or holosoma tracking export}
+    #: whose actions label the student's states in DAgger (`g1-train student` without --teacher); every
+    #: loaded clip needs one, the env must simulate with their gains. {} = none (distil our own teacher).
+    experts: dict[str, str] = field(default_factory=dict)
     #: physics backend (g1_train.physics): "batch" = MuJoCo 4's mujoco.batch, one MjModel for all envs,
     #: per-env randomised fields, stepped on a C++ thread pool over the CPU cores (the fastest on CPUs);
     #: "mujoco" = C-MuJoCo, one MjData (+ one 80 MB MjModel copy when randomised) per env in a Python

@@ -30,6 +30,7 @@ from g1_tracker_policy import observation as obs_lib
 from motion_server.motion import FrameBatch
 
 from .config import EnvCfg
+from .experts import MotionExperts
 from .feedback import BalanceFeedback
 from .motions import MotionSet
 from .physics import NQ0 as _NQ0
@@ -146,6 +147,8 @@ class TrackingEnv:
         # fixed balance feedback added to every action (g1_train.feedback; exported inside the ONNX)
         self.feedback = BalanceFeedback(self.obs_cfg, cfg.balance_feedback, self.action_scale) \
             if cfg.balance_feedback else None
+        #: motion experts labelling every state (obs["expert_action"], g1_train.experts), or None
+        self.expert = MotionExperts(cfg.experts, list(motions.names), n, self.kp, self.kd) if cfg.experts else None
         if cfg.rewards.key_body_frame not in KEY_BODY_FRAMES:
             raise ValueError(f"env.rewards.key_body_frame {cfg.rewards.key_body_frame!r}: expected one of "
                              f"{KEY_BODY_FRAMES}")
@@ -279,6 +282,8 @@ class TrackingEnv:
         self.physics.reset_envs(ids, qpos, qvel)
         self.physics.gather(self.state, ids)
         self.history.reset(mask)
+        if self.expert is not None:
+            self.expert.reset(ids)
         self.context[ids] = 0.0
         self.context_steps[ids] = 0
 
@@ -295,6 +300,8 @@ class TrackingEnv:
         self.physics.step(new_target, self.target, delay_in_steps(self.delay, self.profile), self.strength, self.kp,
                           self.kd, self.effort)
         self.target[:] = new_target
+        if self.expert is not None:
+            self.expert.observe_applied(new_target)
         if dr.enabled:
             self.push_timer -= self.dt
             pushed = np.flatnonzero(self.push_timer <= 0)
@@ -349,6 +356,8 @@ class TrackingEnv:
             ref_root_pos=ref.root_pos, ref_root_quat_wxyz=ref.root_quat_wxyz, ref_root_lin_vel=ref.root_lin_vel,
             ref_root_ang_vel=ref.root_ang_vel, ref_joint_pos=ref.joint_pos, ref_key_body_pos=ref.key_body_pos)
         obs = {"policy": policy, "privileged": self.privileged(ref)}
+        if self.expert is not None:
+            obs["expert_action"] = self.expert_action(ref, policy)
         if self.keep_context:
             self.context[:, :-1] = self.context[:, 1:]
             self.context[:, -1] = policy
@@ -356,6 +365,15 @@ class TrackingEnv:
             obs["policy_context"] = self.context.copy()
             obs["context_len"] = np.minimum(self.context_steps, self.context_len)[:, None].astype(np.float32)
         return obs
+
+    def expert_action(self, ref: ReferenceBatch, policy_obs: np.ndarray) -> np.ndarray:
+        """(N, 29) float32 the motion expert's label in the student's action space: the network output that
+        commands the expert's joint target (the balance feedback prior, when on, is added by the env)."""
+        target = self.expert.targets(self.state, ref, self.clip)
+        label = (target - self.action_base()) / self.action_scale
+        if self.feedback is not None:
+            label = label - self.feedback.action_delta(policy_obs)
+        return label.astype(np.float32)
 
     def privileged(self, ref: ReferenceBatch) -> np.ndarray:
         """What only the simulator knows: true velocities, tracking errors, randomised physics."""

@@ -251,7 +251,21 @@ def transformer_arch_of(state_dict: dict) -> str:
     return "window_gpt" if "net.pos" in state_dict else "token_memory"
 
 
-class CausalTransformerModel(nn.Module):
+class _NoHiddenState:
+    """rsl-rl's recurrent-model hooks for a model without a hidden state (the Transformer's window is in the
+    observation)."""
+
+    def reset(self, dones=None, hidden_state=None) -> None:
+        pass
+
+    def get_hidden_state(self):
+        return None
+
+    def detach_hidden_state(self, dones=None) -> None:
+        pass
+
+
+class CausalTransformerModel(_NoHiddenState, nn.Module):
     """rsl-rl student model over the ``policy_context`` / ``context_len`` observation groups.
     ``arch``: ``token_memory`` (:class:`CausalTransformer`, new trainings) or ``window_gpt``
     (:class:`WindowGPT`, to load checkpoints of the first architecture; ``transformer_arch_of``)."""
@@ -299,20 +313,31 @@ class CausalTransformerModel(nn.Module):
     def output_std(self) -> torch.Tensor:
         return self.distribution.std if self.distribution is not None else torch.zeros(1)
 
-    def reset(self, dones=None, hidden_state=None) -> None:
-        pass
-
-    def get_hidden_state(self):
-        return None
-
-    def detach_hidden_state(self, dones=None) -> None:
-        pass
 
     def update_normalization(self, obs: TensorDict) -> None:
         if self.obs_normalization:
             ctx, n = obs["policy_context"], obs["context_len"]
             newest = ctx[:, -1]  # every step's newest observation is valid
             self.obs_normalizer.update(newest[n.reshape(-1) > 0])
+
+
+class ExpertActionModel(_NoHiddenState, nn.Module):
+    """The DAgger "teacher" when a motion expert labels the states (``env.experts``,
+    g1_train.experts): the env already computed the expert's action, so this model returns
+    ``obs["expert_action"]``. No parameters: nothing to train, load or export."""
+
+    is_recurrent = False
+
+    def __init__(self, obs: TensorDict, obs_groups: dict, obs_set: str, output_dim: int, **_):
+        super().__init__()
+        if "expert_action" not in obs.keys() or obs["expert_action"].shape[-1] != output_dim:
+            raise ValueError("ExpertActionModel: the env gives no expert_action of the action size (env.experts)")
+
+    def forward(self, obs: TensorDict, masks=None, hidden_state=None, stochastic_output: bool = False):
+        return obs["expert_action"]
+
+    def update_normalization(self, obs: TensorDict) -> None:
+        pass
 
 
 # --- export wrappers: plain tensors in, action out (ONNX-traceable) -----------------------------------

@@ -50,6 +50,9 @@ class MotionSet:
 
 
 _SUFFIXES = (".npz", ".csv", ".pkl", ".pickle")
+#: an mjlab/holosoma policy export named as a source: the motion inside it (motion_server's importer);
+#: only as an explicit file, never picked up from a directory
+_POLICY_SUFFIX = ".onnx"
 
 
 def _expand(sources: list[str]) -> list[Path]:
@@ -61,7 +64,7 @@ def _expand(sources: list[str]) -> list[Path]:
             if p.is_dir():  # a library directory holds .npz; a raw dataset folder holds clips below it
                 npz = sorted(p.glob("*.npz"))
                 paths.extend(npz if npz else sorted(q for q in p.rglob("*") if q.suffix in _SUFFIXES))
-            elif p.is_file() and p.suffix in _SUFFIXES:
+            elif p.is_file() and (p.suffix in _SUFFIXES or p.suffix == _POLICY_SUFFIX):
                 paths.append(p)
             else:
                 raise MotionLoadError(f"motion source {src!r}: no such file or directory")

@@ -87,13 +87,17 @@ def teacher_runner_cfg(cfg: TrainCfg) -> dict:
 
 def student_runner_cfg(cfg: TrainCfg) -> dict:
     a = cfg.student_algo
-    # DAgger: the student acts (with a small fixed exploration noise, init_std), the teacher labels.
+    # DAgger: the student acts (with a small fixed exploration noise, init_std), the teacher labels: our
+    # PPO teacher, or motion experts whose labels the env computes (env.experts, g1_train.experts).
+    expert = bool(cfg.env.experts)
     student = model_dict(cfg.student, cfg, stochastic=True, learn_std=False)
     student_groups = ["policy_context", "context_len"] if cfg.student.kind == "transformer" else ["policy"]
     return {
         "num_steps_per_env": a.num_steps_per_env, "save_interval": a.save_interval, "logger": "tensorboard",
-        "obs_groups": {"student": student_groups, "teacher": ["policy", "privileged"]},
-        "student": student, "teacher": model_dict(cfg.teacher, cfg, stochastic=True),
+        "obs_groups": {"student": student_groups, "teacher": ["expert_action"] if expert else ["policy", "privileged"]},
+        "student": student,
+        "teacher": {"class_name": "g1_train.models:ExpertActionModel"} if expert
+        else model_dict(cfg.teacher, cfg, stochastic=True),
         "algorithm": {"class_name": "rsl_rl.algorithms:Distillation", "learning_rate": a.learning_rate,
                       "num_learning_epochs": a.num_learning_epochs, "gradient_length": a.gradient_length,
                       "loss_type": a.loss_type, "max_grad_norm": 1.0},
@@ -509,7 +513,14 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
         runner.load(str(ckpt), map_location=cfg.device)  # a distillation checkpoint: student, teacher, optimiser, iteration
         totals = _resume_campaign(runner, ckpt, log_dir)
         runner.current_learning_iteration += 1
+    elif cfg.env.experts:
+        if teacher:
+            raise ValueError(f"--teacher {teacher} and env.experts {cfg.env.experts}: one teacher, not two")
+        runner.alg.teacher_loaded = True  # the labels come from the env (ExpertActionModel has no parameters)
+        print(f"motion experts label the student's states: {cfg.env.experts}")
     else:
+        if not teacher:
+            raise ValueError("g1-train student needs --teacher RUN (or env.experts: motion experts)")
         tckpt = latest_checkpoint(teacher)
         tstate = load_checkpoint(tckpt, map_location=cfg.device)
         if tstate.get("algorithm") == "sac":

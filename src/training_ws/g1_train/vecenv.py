@@ -29,7 +29,8 @@ class RslRlTrackingEnv(VecEnv):
         self.cfg = env.cfg
 
     def _obs(self, obs: dict[str, np.ndarray]) -> TensorDict:
-        keys = ["policy", "privileged"] + (["policy_context", "context_len"] if self.with_context else [])
+        keys = ["policy", "privileged"] + (["policy_context", "context_len"] if self.with_context else []) \
+            + (["expert_action"] if "expert_action" in obs else [])
         return TensorDict({k: torch.as_tensor(obs[k], device=self.device) for k in keys},
                           batch_size=[self.num_envs], device=self.device)
 

@@ -1,0 +1,132 @@
+"""Motion experts as DAgger teachers: a policy trained elsewhere (an mjlab / BeyondMimic or holosoma
+tracking export, ``g1_tracker_policy.external``) labels every state the student visits.
+
+Humanoid-GPT distils one student from per-motion experts; here an expert is any artifact the policy node
+can already run unchanged. Its observation is built by the deployment's own
+:class:`~g1_tracker_policy.external_controller.ExternalObservation` (the code the policy node runs for
+it: one definition of every term) from the training env's state - pelvis IMU orientation and gyro,
+the pelvis position (odometry in the graph), measured joints, the reference the env plays (frame 0 = the
+next frame, as the motion server's window) and the env's previous action. Its raw action becomes a joint
+target through the artifact's own default pose and action scale, and that target becomes a label in the
+student's action space: ``(target - action_base) / action_scale`` (minus the balance feedback prior when
+the student has one), so a student that reproduces the label commands exactly the expert's target.
+
+The student simulates with the expert's PD gains (checked when the env is built: a label means nothing
+under other gains) and with the same physics profile ``g1 track`` uses. An expert is only a teacher for
+the motions it was trained on: ``env.experts`` maps every clip to its expert (several experts distil into
+one student), and a clip without one is an error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from g1_tracker_policy import external as ext
+from g1_tracker_policy.controllers import RobotState, make_session
+from g1_tracker_policy.external_controller import ExternalObservation, ExternalPolicyController
+from g1_tracker_policy.observation import quat_to_rotmat
+
+#: gains may differ by rounding in the artifact's metadata (mjlab writes 4-6 digits)
+GAIN_RTOL = 1e-3
+
+
+class ExternalExpert:
+    """One external artifact: its ORT session, one observation builder per env (history terms are per
+    robot)."""
+
+    def __init__(self, path: str | Path, num_envs: int, kp: np.ndarray, kd: np.ndarray):
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"env.experts: {path} does not exist")
+        art = ext.load_policy(path)
+        if not isinstance(art, ext.ExternalArtifact):
+            raise ValueError(f"env.experts: {path} is not an mjlab/holosoma export (formats "
+                             f"{ext.EXTERNAL_FORMATS}); distil our own teachers with --teacher")
+        for name, ours, theirs in (("kp", kp, art.kp), ("kd", kd, art.kd)):
+            if not np.allclose(ours, theirs, rtol=GAIN_RTOL, atol=1e-3):
+                worst = int(np.argmax(np.abs(ours - theirs)))
+                raise ValueError(f"env.experts {path.name}: its {name} differs from the env's (env.gains) at joint "
+                                 f"{worst}: {theirs[worst]:.4g} vs {ours[worst]:.4g}; the student must simulate "
+                                 "with the expert's gains (env.gains: tracking for mjlab/BeyondMimic exports)")
+        self.artifact = art
+        self.session = make_session(str(path))
+        self.builders = [ExternalObservation(art) for _ in range(num_envs)]
+        self._obs = np.zeros((1, art.obs_size), np.float32)
+        self._step = np.zeros((1, 1), np.float32)
+
+    def target(self, i: int, state: RobotState, window, last_target: np.ndarray | None) -> np.ndarray:
+        """Env ``i``'s joint target (SDK order); ``last_target`` = the target applied last step (None at
+        an episode start: a zero previous action, as the exporters reset it)."""
+        art = self.artifact
+        prev = np.zeros(art.default_joint_pos.size) if last_target is None else art.target_to_action(last_target)
+        self._obs[0] = self.builders[i].build(state, window, prev)
+        self._step[0, 0] = float(ExternalPolicyController.time_step(window))
+        (a,) = self.session.run([ext.OUTPUT_ACTIONS], {"obs": self._obs, ext.INPUT_TIME_STEP: self._step})
+        a = np.asarray(a, dtype=np.float64).reshape(-1)
+        if art.action_clip is not None:
+            a = np.clip(a, -art.action_clip, art.action_clip)
+        return art.action_to_target(a)
+
+
+def base_clip_name(name: str) -> str:
+    """The clip a loaded motion came from (``B_Fence1@stand_start`` -> ``B_Fence1``)."""
+    return name.split("@", 1)[0]
+
+
+class MotionExperts:
+    """``env.experts`` = {clip name: expert artifact}: every loaded clip (and its stand-start and
+    time-scaled copies) is labelled by its own expert. Mirrored copies are refused: an expert never saw
+    its motion mirrored."""
+
+    def __init__(self, experts: dict[str, str], clip_names: list[str], num_envs: int, kp: np.ndarray,
+                 kd: np.ndarray):
+        if not isinstance(experts, dict) or not experts:
+            raise ValueError(f"env.experts: expected a mapping {{clip name: policy.onnx}}, got {experts!r}")
+        mirrored = [n for n in clip_names if "@mirror" in n]
+        if mirrored:
+            raise ValueError(f"env.experts: mirrored clips {mirrored[:3]} have no expert (an expert tracks its motion "
+                             "as trained); set env.motions.mirror: false")
+        uncovered = sorted({base_clip_name(n) for n in clip_names} - set(experts))
+        if uncovered:
+            raise ValueError(f"env.experts: no expert for the clips {uncovered[:6]} (every loaded clip needs one; "
+                             f"experts given for {sorted(experts)})")
+        paths = sorted({str(v) for v in experts.values()})
+        self.experts = [ExternalExpert(p, num_envs, kp, kd) for p in paths]
+        self.names = [Path(p).name for p in paths]
+        self.of_clip = np.array([paths.index(str(experts[base_clip_name(n)])) for n in clip_names])
+        self.last_target = np.zeros((num_envs, len(kp)))
+        self.fresh = np.ones(num_envs, dtype=bool)
+
+    def reset(self, ids: np.ndarray) -> None:
+        """New episodes in envs ``ids``: fresh observation histories, zero previous action."""
+        for e in self.experts:
+            for i in np.asarray(ids).ravel():
+                e.builders[int(i)].reset()
+        self.fresh[ids] = True
+
+    def observe_applied(self, target: np.ndarray) -> None:
+        """The joint targets the env applied this step: the next observation's ``actions`` term is the raw
+        action that commands them (the expert's own action whenever it acted)."""
+        self.last_target[:] = target
+        self.fresh[:] = False
+
+    def targets(self, state, ref, clip: np.ndarray) -> np.ndarray:
+        """(N, 29) the experts' joint targets (SDK order) for the env state ``state`` (RobotStateBatch), the
+        reference ``ref`` (frames from the next one on, (N, F, ...), like the motion server's window) and
+        the clip each env plays."""
+        n = self.last_target.shape[0]
+        out = np.empty_like(self.last_target)
+        for i in range(n):
+            rs = RobotState(joint_pos=state.joint_pos[i], joint_vel=state.joint_vel[i],
+                            base_quat_wxyz=state.imu_quat[i], base_ang_vel_body=state.imu_gyro[i],
+                            base_pos_world=state.root_pos[i],
+                            base_lin_vel_body=quat_to_rotmat(state.root_quat[i]).T @ state.root_lin_vel[i])
+            window = SimpleNamespace(joint_pos=ref.joint_pos[i], joint_vel=ref.joint_vel[i],
+                                     root_pos=ref.root_pos[i], root_quat_wxyz=ref.root_quat_wxyz[i],
+                                     times_s=ref.times_s[i])
+            out[i] = self.experts[self.of_clip[clip[i]]].target(i, rs, window,
+                                                                None if self.fresh[i] else self.last_target[i])
+        return out

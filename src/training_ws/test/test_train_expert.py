@@ -1,0 +1,130 @@
+"""Motion experts as DAgger teachers (g1_train.experts): an external tracking export labels the training
+env's states exactly as the policy node's controller for it would act, its labels drive the env like the
+expert itself, a gain mismatch is refused by name, and `g1-train student` distils it (no PPO teacher)
+into an artifact the policy node accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from train_testutil import ROOT, WS, run_in_train_venv
+
+from g1_tracker_policy import external as ext
+from g1_tracker_policy.controllers import RobotState
+from g1_tracker_policy.external_controller import ExternalPolicyController
+
+from g1_train.config import MotionCfg, load_config
+from g1_train.env import TrackingEnv
+from g1_train.motions import MotionLoadError, load_motion_set
+
+CONFIG = WS / "configs" / "expert_fence1.yaml"
+FENCE1 = ROOT.parent / "shared" / "data" / "policies" / "mjlab_B_Fence1" / "B_Fence1.onnx"
+
+
+@pytest.fixture(scope="module")
+def fence1(g1_moves) -> Path:
+    if not FENCE1.is_file():
+        pytest.fail(f"test data missing: {FENCE1} (the shared data folder beside the repository)")
+    return FENCE1
+
+
+def _env(fence1: Path, g1_moves: Path, *overrides: str) -> TrackingEnv:
+    cfg = load_config(str(CONFIG), [f"env.experts={{B_Fence1: {fence1}}}", "env.num_envs=2",
+                                    f"env.motions.sources=[{g1_moves / 'bonus' / 'B_Fence1.csv'}]", *overrides])
+    cfg.env.randomization.enabled = False
+    env = TrackingEnv(cfg.env, load_motion_set(cfg.env.motions))
+    clips = np.array([0, 1])  # B_Fence1 from its first frame; its stand-start copy
+    env.reset(np.ones(2, bool), (clips, np.zeros(2, np.int64), env.motions.length[clips] - 1))
+    env.obs = env._observe()
+    return env
+
+
+def test_labels_are_the_deployment_controllers_targets(fence1, g1_moves):
+    env = _env(fence1, g1_moves)
+    for _ in range(5):  # a few steps under the expert, so velocities and the previous action are not trivial
+        env.step(env.obs["expert_action"].astype(np.float64))
+    controller = ExternalPolicyController(ext.load_policy(fence1), warm_up_runs=1)
+    s, ref = env.state, env.reference()
+    labels = env.obs["expert_action"]
+    for i in range(2):
+        state = RobotState(joint_pos=s.joint_pos[i], joint_vel=s.joint_vel[i], base_quat_wxyz=s.imu_quat[i],
+                           base_ang_vel_body=s.imu_gyro[i], base_pos_world=s.root_pos[i], base_lin_vel_body=np.zeros(3))
+        window = SimpleNamespace(joint_pos=ref.joint_pos[i], joint_vel=ref.joint_vel[i], root_pos=ref.root_pos[i],
+                                 root_quat_wxyz=ref.root_quat_wxyz[i], times_s=ref.times_s[i])
+        out = controller.compute(state, window, controller.artifact.target_to_action(env.target[i]))
+        # the label, through the student's action mapping, commands the controller's target
+        np.testing.assert_allclose(env.action_base()[i] + env.action_scale * labels[i], out.position, atol=1e-5)
+        np.testing.assert_allclose(out.kp, env.kp, rtol=1e-3)
+
+
+def test_the_labels_drive_the_env_like_the_expert(fence1, g1_moves):
+    """Acting with the labels, the G1 tracks B_Fence1's first 4 s and its stand start; a standing still
+    policy (zero action: the default pose) is terminated early."""
+    env = _env(fence1, g1_moves)
+    for _ in range(200):
+        _, _, term, time_out, _ = env.step(env.obs["expert_action"].astype(np.float64))
+        assert not term.any(), f"the expert's labels let env(s) {np.flatnonzero(term)} fall at frame {env.frame}"
+    env = _env(fence1, g1_moves)
+    ended = np.zeros(2, bool)
+    for _ in range(200):
+        _, _, term, _, _ = env.step(np.zeros((2, 29)))
+        ended |= term
+    assert ended[0], "a standing-still policy should lose B_Fence1's track"
+
+
+def test_gain_mismatch_and_missing_file_are_named(fence1, g1_moves, tmp_path):
+    with pytest.raises(ValueError, match="kp differs .*env.gains: tracking"):
+        _env(fence1, g1_moves, "env.gains=stand")
+    with pytest.raises(FileNotFoundError, match="env.experts"):
+        _env(tmp_path / "nope.onnx", g1_moves)
+    with pytest.raises(ValueError, match=r"no expert for the clips \['B_HandsUp'\]"):
+        _env(fence1, g1_moves, f"env.motions.sources=[{g1_moves / 'bonus' / 'B_Fence1.csv'}, "
+                               f"{g1_moves / 'bonus' / 'B_HandsUp.csv'}]")
+    with pytest.raises(ValueError, match="mirrored clips"):
+        _env(fence1, g1_moves, "env.motions.mirror=true")
+
+
+def test_a_policy_file_is_a_motion_source_only_when_named(fence1, tmp_path):
+    """A source naming an expert's ONNX plays the motion inside it; a directory scan never picks up ONNX."""
+    ms = load_motion_set(MotionCfg(sources=[str(fence1)]))
+    assert ms.names == ["B_Fence1"] and ms.length[0] == 1619  # mjlab's 32.4 s at 50 Hz
+    (tmp_path / "B_Fence1.onnx").write_bytes(fence1.read_bytes())
+    with pytest.raises(MotionLoadError, match="no motion sources"):
+        load_motion_set(MotionCfg(sources=[str(tmp_path)]))
+
+
+def test_each_clip_is_labelled_by_its_own_expert(fence1, g1_moves, tmp_path):
+    other = tmp_path / "other_expert.onnx"
+    other.write_bytes(fence1.read_bytes())
+    env = _env(fence1, g1_moves, f"env.motions.sources=[{g1_moves / 'bonus' / 'B_Fence1.csv'}, "
+                                 f"{g1_moves / 'bonus' / 'B_HandsUp.csv'}]",
+               f"env.experts={{B_Fence1: {fence1}, B_HandsUp: {other}}}")
+    experts = env.expert
+    assert sorted(experts.names) == ["B_Fence1.onnx", "other_expert.onnx"]
+    by_clip = {name: experts.names[experts.of_clip[i]] for i, name in enumerate(env.motions.names)}
+    assert by_clip == {"B_Fence1": "B_Fence1.onnx", "B_Fence1@stand_start": "B_Fence1.onnx",
+                       "B_HandsUp": "other_expert.onnx", "B_HandsUp@stand_start": "other_expert.onnx"}
+
+
+def test_student_distils_the_expert_through_the_cli(fence1, g1_moves, train_python, tmp_path):
+    motions = f"env.motions.sources=[{g1_moves / 'bonus' / 'B_Fence1.csv'}]"
+    common = ["--config", str(CONFIG), "--set", f"env.experts={{B_Fence1: {fence1}}}", "--set", motions,
+              "--set", "env.num_envs=4", "--set", "student_algo.num_steps_per_env=12",
+              "--set", "student_algo.gradient_length=4"]
+    run_in_train_venv(train_python, ["-m", "g1_train.cli", "student", *common, "--iterations", "2",
+                                     "--out", str(tmp_path / "student")], timeout=300)
+    run_in_train_venv(train_python, ["-m", "g1_train.cli", "export", "--checkpoint", str(tmp_path / "student"),
+                                     "--out", str(tmp_path / "student.onnx")], timeout=300)
+    from g1_tracker_policy.contract import load_artifact
+    from g1_description import robot
+
+    art = load_artifact(tmp_path / "student.onnx")
+    np.testing.assert_allclose(art.kp, robot.KP)  # the expert's gains travel in the artifact
+    assert art.provenance["train_config"]["env"]["experts"]["B_Fence1"].endswith("B_Fence1.onnx")
+    # a PPO teacher and a motion expert at once is refused
+    with pytest.raises(AssertionError, match="one teacher, not two"):
+        run_in_train_venv(train_python, ["-m", "g1_train.cli", "student", *common, "--teacher", str(tmp_path / "student"),
+                                         "--iterations", "1", "--out", str(tmp_path / "two")], timeout=300)
