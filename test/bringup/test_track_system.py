@@ -215,3 +215,36 @@ def test_ctrl_c_stops_the_graph_cleanly_and_still_reports(tmp_path):
     clip = report["per_clip"][0]
     assert clip["motion"] == "g1_squat_wave" and 0 < clip["completion"] < 1.0, clip
     assert report["commands"]["all_finite"] and report["commands"]["within_joint_limits"]
+
+
+FOREIGN_PUBLISHER = """
+import sys, time, rclpy
+from sensor_msgs.msg import JointState
+rclpy.init()
+node = rclpy.create_node("foreign_sim")
+pub = node.create_publisher(JointState, "joint_states", 10)
+print("up", flush=True)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    pub.publish(JointState(name=["a"], position=[0.0]))
+    time.sleep(0.02)
+"""
+
+
+def test_track_refuses_to_start_beside_another_live_graph(tmp_path):
+    """Another graph publishing joint states on the run's DDS domain: g1 track refuses (exit 2, a message
+    naming the domain and what it heard) and starts no node, instead of two graphs corrupting each other."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ROS_DOMAIN_ID": "61", "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    foreign = subprocess.Popen([sys.executable, "-c", FOREIGN_PUBLISHER, "60"], stdout=subprocess.PIPE, text=True,
+                               env=env)
+    try:
+        assert foreign.stdout.readline().strip() == "up"
+        proc = subprocess.run([sys.executable, "-m", "g1_bringup.cli", "track", "--out", str(tmp_path / "run"), "--quiet",
+                               "--baseline", "--duration", "4"], capture_output=True, text=True, timeout=300, env=env)
+    finally:
+        foreign.kill()
+        foreign.wait()
+    assert proc.returncode == 2, f"{proc.returncode}\n{proc.stderr[-3000:]}"
+    assert "another graph is already running on ROS_DOMAIN_ID=61" in proc.stderr and "joint_states" in proc.stderr
+    assert not (tmp_path / "run" / "report.json").exists()
+    assert not (tmp_path / "run" / "bag").exists(), "no recorder should have started"

@@ -100,6 +100,31 @@ class TrackSession:
         self._executor = EventsExecutor()
         self._executor.add_node(self.node)
 
+    def graph_already_running(self, wait_s: float = 1.5) -> list[str]:
+        """Call before this run's graph starts: the topics on which another graph on this DDS domain is
+        publishing right now (its joint states or tracking status), else []. Two graphs on one domain take
+        each other's messages - in lockstep both runs are corrupted, on a robot two controllers command
+        it - so such a run must not start. Only messages count: a graph that died leaves its endpoints
+        in discovery for up to a lease duration, but sends nothing."""
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import JointState
+
+        heard: set[str] = set()
+        probe = self.node.create_subscription(
+            JointState, topics.JOINT_STATES, lambda _msg: heard.add(topics.JOINT_STATES),
+            QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        try:
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline and not heard and self.status is None:
+                self._executor.spin_once(timeout_sec=0.05)
+                _raise_if_interrupted()
+        finally:
+            self.node.destroy_subscription(probe)
+        if self.status is not None:
+            heard.add(topics.TRACKING_STATUS)
+        self.status, self._last_mode, self.events = None, None, []
+        return sorted(heard)
+
     # --- subscriptions ---
     def _on_status(self, msg: TrackingStatus):
         previous = self.status

@@ -277,13 +277,19 @@ def _run(args) -> int:
     outcome = {"motion": motion_name, "controller": policy or "baseline:passthrough", "events": list(scheduled),
                "dds": dds_report, "physics_profile": physics_profile or "sim.yaml", "grounded_feet": ground}
     try:
+        # reads the run time from the status stamps: no /clock subscription needed
+        session = TrackSession(realtime=not uses_sim_time(opts))
+        running = session.graph_already_running()
+        if running:
+            raise TrackError(f"another graph is already running on {dds.describe()}: heard {', '.join(running)}. "
+                             "Two graphs on one domain take each other's messages (both runs would be corrupted; "
+                             "on a robot, two controllers would command it). Wait for it to end, or give this run "
+                             "its own domain: ROS_DOMAIN_ID=<another number> g1 track ...")
         for spec in nodes:
             procs.start(spec.name, _argv(spec, uses_sim_time(opts)), required=spec.required, env=spec.env)
         if args.foxglove:
             procs.start("foxglove_bridge", [sys.executable, "-m", "g1_bringup.foxglove_bridge"], required=False,
                         env=dds.env)
-        # reads the run time from the status stamps: no /clock subscription needed
-        session = TrackSession(realtime=not uses_sim_time(opts))
         outcome.update(session.run(procs, motion_name, clip_s=clip_s, limit_s=duration,
                                    show_progress=not args.quiet,
                                    injections=[f for f in injections if f["kind"] != "push"],

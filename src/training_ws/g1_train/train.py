@@ -510,7 +510,12 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
     totals, ckpt = {"env_steps": 0, "wall_s": 0.0, "leg": 0}, None
     if resume:
         ckpt = latest_checkpoint(resume)
-        runner.load(str(ckpt), map_location=cfg.device)  # a distillation checkpoint: student, teacher, optimiser, iteration
+        if cfg.env.experts:  # the env labels: no teacher weights to load (rsl-rl would look for an actor)
+            runner.load(str(ckpt), load_cfg={"student": True, "optimizer": True, "iteration": True},
+                        map_location=cfg.device)
+            runner.alg.teacher_loaded = True
+        else:  # a distillation checkpoint: student, teacher, optimiser, iteration
+            runner.load(str(ckpt), map_location=cfg.device)
         totals = _resume_campaign(runner, ckpt, log_dir)
         runner.current_learning_iteration += 1
     elif cfg.env.experts:

@@ -116,6 +116,10 @@ def test_student_distils_the_expert_through_the_cli(fence1, g1_moves, train_pyth
               "--set", "student_algo.gradient_length=4"]
     run_in_train_venv(train_python, ["-m", "g1_train.cli", "student", *common, "--iterations", "2",
                                      "--out", str(tmp_path / "student")], timeout=300)
+    # a campaign leg resumes the student and its optimiser (the experts have no weights to load)
+    run_in_train_venv(train_python, ["-m", "g1_train.cli", "student", *common, "--resume", str(tmp_path / "student"),
+                                     "--iterations", "1"], timeout=300)
+    assert (tmp_path / "student" / "model_2.pt").is_file()
     run_in_train_venv(train_python, ["-m", "g1_train.cli", "export", "--checkpoint", str(tmp_path / "student"),
                                      "--out", str(tmp_path / "student.onnx")], timeout=300)
     from g1_tracker_policy.contract import load_artifact
