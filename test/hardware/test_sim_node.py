@@ -185,8 +185,11 @@ def test_realtime_rejects_bad_commands_with_reasons_and_serves_pause_step_push_r
     v_before = odom[-1].twist.twist.linear.x
     probe.spin_until(lambda: len(odom) > n + 5, 5.0, "odometry after the push")
     # Real time: contact friction and the damping gains brake the body within the 20 ms tick before the
-    # first odometry message, so the peak is well below the 0.6 m/s change (0.295 m/s was seen on CI).
-    assert abs(v_before) < 0.1 and max(m.twist.twist.linear.x for m in odom[n:]) - v_before > 0.2
+    # first odometry message, so the peak is well below the 0.6 m/s change (0.295 m/s was seen on CI). The
+    # body may still be settling before the push (-0.117 m/s seen on CI): the peak must be forward as well,
+    # which braking from a backward drift alone cannot give.
+    peak = max(m.twist.twist.linear.x for m in odom[n:])
+    assert abs(v_before) < 0.2 and peak - v_before > 0.2 and peak > 0.1, (v_before, peak)
 
     reset = probe.call(ResetSim, topics.SIM_RESET, ResetSim.Request(pose="keyframe:no_such_key"))
     assert not reset.success and "no keyframe 'no_such_key'" in reset.message
