@@ -165,11 +165,12 @@ class ExternalPolicyController:
         times = []
         for _ in range(max(1, warm_up_runs)):
             t = time.perf_counter()
-            self._run(rng.normal(0, 0.1, artifact.obs_size).astype(np.float32), 0)
+            self.run_model(rng.normal(0, 0.1, artifact.obs_size).astype(np.float32), 0)
             times.append(time.perf_counter() - t)
         self.warm_inference_s = float(np.median(times[len(times) // 2:]))
 
-    def _run(self, obs: np.ndarray, time_step: int) -> np.ndarray:
+    def run_model(self, obs: np.ndarray, time_step: int) -> np.ndarray:
+        """The model's raw action (its own joint order, after its action clip) for one flat observation."""
         self._feed_obs[0] = obs
         self._feed_step[0, 0] = float(time_step)
         feed = {"obs": self._feed_obs, ext.INPUT_TIME_STEP: self._feed_step}
@@ -197,7 +198,7 @@ class ExternalPolicyController:
         obs = self.builder.build(state, window, last_action)
         t1 = time.perf_counter()
         self.last_time_step = self.time_step(window)
-        action_theirs = self._run(obs, self.last_time_step)
+        action_theirs = self.run_model(obs, self.last_time_step)
         t2 = time.perf_counter()
         action_sdk = self.artifact.joints.to_sdk(action_theirs)
         target = self.artifact.default_joint_pos + self.artifact.action_scale * action_sdk

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from g1_tracker_policy import external as ext
-from g1_tracker_policy.controllers import RobotState, make_session
+from g1_tracker_policy.controllers import RobotState
 from g1_tracker_policy.external_controller import ExternalObservation, ExternalPolicyController
 from g1_tracker_policy.observation import quat_to_rotmat
 
@@ -34,8 +34,8 @@ GAIN_RTOL = 1e-3
 
 
 class ExternalExpert:
-    """One external artifact: its ORT session, one observation builder per env (history terms are per
-    robot)."""
+    """One external artifact: the policy node's controller for it (its ONNX Runtime call) and one
+    observation builder per env (history terms are per robot)."""
 
     def __init__(self, path: str | Path, num_envs: int, kp: np.ndarray, kd: np.ndarray):
         path = Path(path)
@@ -52,23 +52,16 @@ class ExternalExpert:
                                  f"{worst}: {theirs[worst]:.4g} vs {ours[worst]:.4g}; the student must simulate "
                                  "with the expert's gains (env.gains: tracking for mjlab/BeyondMimic exports)")
         self.artifact = art
-        self.session = make_session(str(path))
+        self.controller = ExternalPolicyController(art, warm_up_runs=1)  # the policy node's model call
         self.builders = [ExternalObservation(art) for _ in range(num_envs)]
-        self._obs = np.zeros((1, art.obs_size), np.float32)
-        self._step = np.zeros((1, 1), np.float32)
 
     def target(self, i: int, state: RobotState, window, last_target: np.ndarray | None) -> np.ndarray:
         """Env ``i``'s joint target (SDK order); ``last_target`` = the target applied last step (None at
         an episode start: a zero previous action, as the exporters reset it)."""
         art = self.artifact
         prev = np.zeros(art.default_joint_pos.size) if last_target is None else art.target_to_action(last_target)
-        self._obs[0] = self.builders[i].build(state, window, prev)
-        self._step[0, 0] = float(ExternalPolicyController.time_step(window))
-        (a,) = self.session.run([ext.OUTPUT_ACTIONS], {"obs": self._obs, ext.INPUT_TIME_STEP: self._step})
-        a = np.asarray(a, dtype=np.float64).reshape(-1)
-        if art.action_clip is not None:
-            a = np.clip(a, -art.action_clip, art.action_clip)
-        return art.action_to_target(a)
+        obs = self.builders[i].build(state, window, prev)
+        return art.action_to_target(self.controller.run_model(obs, ExternalPolicyController.time_step(window)))
 
 
 def base_clip_name(name: str) -> str:
@@ -119,11 +112,11 @@ class MotionExperts:
         the clip each env plays."""
         n = self.last_target.shape[0]
         out = np.empty_like(self.last_target)
+        lin_vel_body = np.einsum("nji,nj->ni", quat_to_rotmat(state.root_quat), state.root_lin_vel)  # R^T v
         for i in range(n):
             rs = RobotState(joint_pos=state.joint_pos[i], joint_vel=state.joint_vel[i],
                             base_quat_wxyz=state.imu_quat[i], base_ang_vel_body=state.imu_gyro[i],
-                            base_pos_world=state.root_pos[i],
-                            base_lin_vel_body=quat_to_rotmat(state.root_quat[i]).T @ state.root_lin_vel[i])
+                            base_pos_world=state.root_pos[i], base_lin_vel_body=lin_vel_body[i])
             window = SimpleNamespace(joint_pos=ref.joint_pos[i], joint_vel=ref.joint_vel[i],
                                      root_pos=ref.root_pos[i], root_quat_wxyz=ref.root_quat_wxyz[i],
                                      times_s=ref.times_s[i])

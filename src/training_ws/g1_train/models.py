@@ -313,7 +313,6 @@ class CausalTransformerModel(_NoHiddenState, nn.Module):
     def output_std(self) -> torch.Tensor:
         return self.distribution.std if self.distribution is not None else torch.zeros(1)
 
-
     def update_normalization(self, obs: TensorDict) -> None:
         if self.obs_normalization:
             ctx, n = obs["policy_context"], obs["context_len"]
