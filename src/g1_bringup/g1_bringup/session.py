@@ -100,12 +100,13 @@ class TrackSession:
         self._executor = EventsExecutor()
         self._executor.add_node(self.node)
 
-    def graph_already_running(self, wait_s: float = 1.5) -> list[str]:
+    def graph_already_running(self, wait_s: float = 2.0, confirm_s: float = 5.0) -> list[str]:
         """Call before this run's graph starts: the topics on which another graph on this DDS domain is
         publishing right now (its joint states or tracking status), else []. Two graphs on one domain take
         each other's messages - in lockstep both runs are corrupted, on a robot two controllers command
         it - so such a run must not start. Only messages count: a graph that died leaves its endpoints
-        in discovery for up to a lease duration, but sends nothing."""
+        in discovery for up to a lease duration, but sends nothing. Listens ``wait_s``; if by then a
+        publisher on those topics is known but nothing arrived yet (a loaded machine), up to ``confirm_s`` more."""
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
 
@@ -113,11 +114,17 @@ class TrackSession:
         probe = self.node.create_subscription(
             JointState, topics.JOINT_STATES, lambda _msg: heard.add(topics.JOINT_STATES),
             QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
-        try:
-            deadline = time.monotonic() + wait_s
+        def listen(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
             while time.monotonic() < deadline and not heard and self.status is None:
                 self._executor.spin_once(timeout_sec=0.05)
                 _raise_if_interrupted()
+
+        try:
+            listen(wait_s)
+            if not heard and self.status is None and any(
+                    self.node.count_publishers(t) for t in (topics.JOINT_STATES, topics.TRACKING_STATUS)):
+                listen(confirm_s)  # endpoints known: a live graph sends within a few ticks, a dead one never
         finally:
             self.node.destroy_subscription(probe)
         if self.status is not None:
