@@ -1,6 +1,9 @@
-"""The g1_policy node running a policy trained elsewhere (an mjlab-style export with a shuffled joint
-order) over real DDS in lockstep: it waits for the odometry it observes, tracks with the artifact's own
-gains, and damps when the odometry stops (never a stale position)."""
+"""The g1_policy node running a policy that observes the robot's position - one trained elsewhere (an
+mjlab-style export with a shuffled joint order) and one of ours with the ``ref_root_pos_xy`` term - over
+real DDS in lockstep: it waits for the odometry it observes, tracks with the artifact's own gains, and
+damps when the odometry stops (never a stale position)."""
+
+import pytest
 
 import numpy as np
 from nav_msgs.msg import Odometry
@@ -9,7 +12,8 @@ from g1_common import ticks, topics
 from g1_description import robot
 from g1_interfaces.msg import JointCommand, ReferenceWindow, TrackingStatus
 from g1_tracker_policy import external
-from g1_tracker_policy.testing import make_external_test_policy, standing_window
+from g1_tracker_policy.observation import ObservationConfig
+from g1_tracker_policy.testing import make_external_test_policy, make_test_policy, standing_window
 from policy_harness import Harness, playing
 from policy_harness import harness  # noqa: F401  (pytest fixture)
 
@@ -18,9 +22,19 @@ NODE = ("-m", "g1_tracker_policy.node", "--ros-args", "-p", "use_sim_time:=true"
 ODOM = "test/odom"
 
 
-def test_external_policy_tracks_with_its_gains_and_damps_without_odometry(harness, node_processes, tmp_path):
-    names = tuple(np.random.default_rng(5).permutation(robot.JOINT_NAMES))
-    path = make_external_test_policy("mjlab", tmp_path / "theirs.onnx", joint_names=names)
+@pytest.mark.parametrize("which", ["mjlab", "ours_with_root_position"])
+def test_policy_observing_position_tracks_with_its_gains_and_damps_without_odometry(which, harness, node_processes,
+                                                                                     tmp_path):
+    if which == "mjlab":
+        names = tuple(np.random.default_rng(5).permutation(robot.JOINT_NAMES))
+        path = make_external_test_policy("mjlab", tmp_path / "theirs.onnx", joint_names=names)
+        name = "policy:mjlab:theirs"
+    else:
+        cfg = ObservationConfig(reference_terms=("ref_root_height", "ref_roll_pitch", "ref_root_pos_xy", "ref_joint_pos"))
+        assert cfg.needs_odometry
+        path = tmp_path / "ours.onnx"
+        make_test_policy("moe", path, obs_config=cfg)
+        name = "policy:test-moe-small"
     art = external.load_policy(path)
     pub_odom = harness.create_publisher(Odometry, ODOM, topics.CONTROL_QOS)
     node_processes.start(*NODE, "-p", f"policy_path:={path}", "-p", f"odom_topic:={ODOM}", "-p", "stand_ramp_s:=0.4",
@@ -41,7 +55,7 @@ def test_external_policy_tracks_with_its_gains_and_damps_without_odometry(harnes
     for _ in range(3):
         cmd, st = tick(k, idle)
         k += 1
-    assert st.controller == "policy:mjlab:theirs"
+    assert st.controller == name
     assert harness.set_mode("stand").success
     for _ in range(25):
         cmd, st = tick(k, idle)

@@ -8,7 +8,7 @@ from g1_tracker_policy import observation as ob
 from g1_tracker_policy.testing import standing_window
 
 ALL_REF_TERMS = ("ref_root_height", "ref_roll_pitch", "ref_lin_vel_heading", "ref_yaw_rate", "ref_heading_error",
-                 "ref_joint_pos", "ref_key_body_pos")
+                 "ref_root_pos_xy", "ref_joint_pos", "ref_key_body_pos")
 
 
 def quat_mul(a, b):
@@ -29,7 +29,8 @@ def random_inputs(rng, n, f, k):
         joint_pos=rng.normal(size=(n, 29)), joint_vel=rng.normal(size=(n, 29)), last_action=rng.normal(size=(n, 29)),
         ref_root_pos=rng.normal(size=(n, f, 3)), ref_root_quat_wxyz=random_quat(rng, (n, f)),
         ref_root_lin_vel=rng.normal(size=(n, f, 3)), ref_root_ang_vel=rng.normal(size=(n, f, 3)),
-        ref_joint_pos=rng.normal(size=(n, f, 29)), ref_key_body_pos=rng.normal(size=(n, f, k, 3)))
+        ref_joint_pos=rng.normal(size=(n, f, 29)), ref_key_body_pos=rng.normal(size=(n, f, k, 3)),
+        base_pos_world=rng.normal(size=(n, 3)))
 
 
 def test_default_layout_sizes_and_slices_are_contiguous():
@@ -75,7 +76,7 @@ def test_rotating_the_world_about_z_leaves_the_observation_unchanged(gravity_ter
         y = dict(x)
         y["base_quat_wxyz"] = quat_mul(qz, x["base_quat_wxyz"])
         y["ref_root_quat_wxyz"] = quat_mul(qz, x["ref_root_quat_wxyz"])
-        for key in ("ref_root_pos", "ref_root_lin_vel", "ref_root_ang_vel", "ref_key_body_pos"):
+        for key in ("ref_root_pos", "ref_root_lin_vel", "ref_root_ang_vel", "ref_key_body_pos", "base_pos_world"):
             y[key] = x[key] @ rz.T
         obs_b = ob.compute_observation(cfg, ob.ProprioHistory(cfg, n), **y)
         np.testing.assert_allclose(obs_a, obs_b, atol=2e-5)
@@ -83,6 +84,31 @@ def test_rotating_the_world_about_z_leaves_the_observation_unchanged(gravity_ter
     qx = np.array([np.cos(0.2), np.sin(0.2), 0, 0])
     y = dict(x, base_quat_wxyz=quat_mul(qx, x["base_quat_wxyz"]))
     assert not np.allclose(obs_a, ob.compute_observation(cfg, ob.ProprioHistory(cfg, n), **y), atol=1e-3)
+
+
+def test_root_position_term_is_the_reference_offset_in_the_robot_heading_frame():
+    cfg = ob.ObservationConfig(reference_terms=("ref_root_height", "ref_root_pos_xy"), history_length=1,
+                               future_offsets=(5,))
+    assert cfg.needs_odometry and not ob.ObservationConfig().needs_odometry
+    rng = np.random.default_rng(3)
+    x = random_inputs(rng, 4, cfg.num_reference_frames, len(cfg.key_body_names))
+    yaw = 0.5
+    x["base_quat_wxyz"] = np.tile([np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)], (4, 1))
+    obs = ob.compute_observation(cfg, ob.ProprioHistory(cfg, 4), **x)
+    lay = cfg.layout()
+    for f in range(2):
+        got = obs[:, lay.find("ref_root_pos_xy", f).slice]
+        d = x["ref_root_pos"][:, f] - x["base_pos_world"]
+        want = np.stack([np.cos(yaw) * d[:, 0] + np.sin(yaw) * d[:, 1], -np.sin(yaw) * d[:, 0] + np.cos(yaw) * d[:, 1]], 1)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    # translating the whole world changes nothing
+    shift = np.array([3.0, -7.0, 0.0])
+    y = dict(x, ref_root_pos=x["ref_root_pos"] + shift, base_pos_world=x["base_pos_world"] + shift,
+             ref_key_body_pos=x["ref_key_body_pos"] + shift)
+    np.testing.assert_allclose(obs, ob.compute_observation(cfg, ob.ProprioHistory(cfg, 4), **y), atol=1e-5)
+    # ... and without a position the observation refuses, never a silent zero
+    with pytest.raises(ob.ObservationError, match="needs the robot's world position"):
+        ob.compute_observation(cfg, ob.ProprioHistory(cfg, 4), **dict(x, base_pos_world=None))
 
 
 def test_batched_equals_one_environment_at_a_time():
@@ -146,7 +172,7 @@ def test_prepared_windows_give_bit_identical_observations():
             prepared.prepare(windows[i + 1])  # lockstep: the next window arrives before this tick runs
         state = dict(base_quat_wxyz=random_quat(rng), base_ang_vel_body=rng.normal(0, 1, 3),
                      joint_pos=robot.DEFAULT_JOINT_POS + rng.normal(0, 0.2, 29), joint_vel=rng.normal(0, 1, 29),
-                     last_action=rng.normal(0, 1, 29), window=w)
+                     last_action=rng.normal(0, 1, 29), window=w, base_pos_world=rng.normal(0, 1, 3))
         a, b = plain.build(**state), prepared.build(**state)
         np.testing.assert_array_equal(a, b)
         assert any(st is not None for win, st in prepared._prepared if win is w)  # the cache was really used

@@ -37,12 +37,13 @@ class Rig:
         self.resets = 0
         self.sm.on_track_start = self._count_reset
         self.controller_target = Q0 + 0.05
+        self.controller_kp = np.asarray(robot.KP, dtype=float)
 
     def _count_reset(self):
         self.resets += 1
 
     def controller(self):
-        return ControllerOutput(self.controller_target.copy(), robot.KP, robot.KD, np.zeros(29))
+        return ControllerOutput(self.controller_target.copy(), self.controller_kp, robot.KD, np.zeros(29))
 
     def inputs(self, **kw) -> TickInputs:
         base = dict(now_s=self.t, joint_pos=Q0.copy(), joint_vel=np.zeros(29), state_time_s=self.t,
@@ -281,7 +282,8 @@ def test_sanitiser_never_emits_nan_or_out_of_limit_values():
 
 # --- implausible controller outputs (issue 12, item 4) -------------------------------------------------
 
-PLAUSIBILITY = dict(action_max_beyond_limits_rad=0.5, action_max_step_rad=0.5, action_max_offset_rad=1.0)
+PLAUSIBILITY = dict(action_max_beyond_limits_rad=0.5, action_max_step_rad=0.5, action_max_offset_rad=1.0,
+                    action_max_step_torque_ratio=0.0)
 
 
 def _tracking_with_policy_target(target, **cfg):
@@ -332,6 +334,26 @@ def test_implausible_rate_of_change_holds_but_following_a_jumping_reference_does
     rig.controller_target = jumped + np.eye(29)[22] * 0.9   # the other arm jumps 0.9 rad on its own
     r = rig.tick()
     assert r.mode == Mode.HOLD and r.watchdog == Watchdog.CONTROLLER_FAULT and "per tick" in r.detail
+
+
+def test_a_low_gain_step_within_the_effort_limit_is_plausible_the_same_step_at_stand_gains_is_not():
+    # an mjlab-style tracker (the rig's controller commands robot.KP: 40 on the hip pitch, 88 Nm effort)
+    # steps a hip 1.4 rad in one tick: kp * step = 56 Nm < 88 Nm, plausible (G1-Moves experts do this)
+    hip = robot.JOINT_NAMES.index("left_hip_pitch_joint")
+    rig, sane = _tracking_with_policy_target(Q0 + 0.05)
+    rig.controller_target = sane + np.eye(29)[hip] * 1.4
+    assert rig.tick().mode == Mode.TRACK
+    # ... 2.4 rad asks 97 Nm: beyond the effort limit, a fault (the detail names the torque allowance)
+    rig.controller_target = rig.controller_target - np.eye(29)[hip] * 2.4
+    r = rig.tick()
+    assert r.mode == Mode.HOLD and r.watchdog == Watchdog.CONTROLLER_FAULT and "88 Nm effort limit" in r.detail
+    # the same 1.4 rad step at STAND gains (kp 161: 225 Nm) is a fault: the rad limit applies unchanged
+    rig, sane = _tracking_with_policy_target(Q0 + 0.05)
+    rig.controller_kp = np.asarray(robot.STAND_KP, dtype=float)
+    rig.tick()
+    rig.controller_target = sane + np.eye(29)[hip] * 1.4
+    r = rig.tick()
+    assert r.mode == Mode.HOLD and r.watchdog == Watchdog.CONTROLLER_FAULT and "moved 1.4 rad" in r.detail
 
 
 def test_plausibility_limits_can_be_switched_off():

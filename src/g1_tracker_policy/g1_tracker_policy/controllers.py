@@ -160,6 +160,8 @@ class PolicyController:
         self.artifact = artifact
         self.name = f"policy:{artifact.name}"
         self.builder = ObservationBuilder(artifact.observation)
+        #: the policy observes its position relative to the reference (the node then subscribes odometry)
+        self.needs_odometry = artifact.observation.needs_odometry
         self.runner = OnnxPolicyRunner(str(artifact.path), artifact.model_kind, artifact.io)
         self.runner.warm_up(artifact.observation.size, warm_up_runs)
 
@@ -201,7 +203,7 @@ class PolicyController:
     def observation(self, state: RobotState, window, last_action: np.ndarray) -> np.ndarray:
         return self.builder.build(base_quat_wxyz=state.base_quat_wxyz, base_ang_vel_body=state.base_ang_vel_body,
                                   joint_pos=state.joint_pos, joint_vel=state.joint_vel, last_action=last_action,
-                                  window=window)
+                                  window=window, base_pos_world=state.base_pos_world)
 
     def compute(self, state: RobotState, window, last_action: np.ndarray) -> ControllerOutput:
         t0 = time.perf_counter()

@@ -86,7 +86,9 @@ class PolicyNode(Node):
             auto_stand=p("auto_stand", False) or mode_on_start == "stand",
             auto_track=p("auto_track", False),
             action_max_beyond_limits_rad=p("action_max_beyond_limits_rad", 3.5),
-            action_max_step_rad=p("action_max_step_rad", 1.3), action_max_offset_rad=p("action_max_offset_rad", 2.5))
+            action_max_step_rad=p("action_max_step_rad", 1.3),
+            action_max_step_torque_ratio=p("action_max_step_torque_ratio", 1.0),
+            action_max_offset_rad=p("action_max_offset_rad", 2.5))
         if self.loop_kind not in ("deadline", "thread", "timer"):
             raise ValueError(f"parameter loop: {self.loop_kind!r} is not 'deadline', 'thread' or 'timer'")
         if mode_on_start not in ("passive", "stand"):
@@ -473,7 +475,10 @@ class PolicyNode(Node):
             factor = 3.0
             while deadline - t > factor * warm_s:
                 if dry:
-                    self.controller.prewarm(RobotState(inp.joint_pos, inp.joint_vel, inp.base_quat_wxyz, self._gyro),
+                    odom = self._odom  # the dry run only: a missing position just skips the observation
+                    self.controller.prewarm(RobotState(inp.joint_pos, inp.joint_vel, inp.base_quat_wxyz, self._gyro,
+                                                       base_pos_world=None if odom is None else odom[0],
+                                                       base_lin_vel_body=None if odom is None else odom[1]),
                                             inp.window, self._last_action)
                     dry = False
                 else:

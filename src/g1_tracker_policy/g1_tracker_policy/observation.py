@@ -30,13 +30,17 @@ reference (per frame, expressed in the robot's heading frame: world rotated by -
     ``ref_lin_vel_heading`` 3 reference pelvis linear velocity in the heading frame (m/s)
     ``ref_yaw_rate`` 1        reference pelvis yaw rate (rad/s, world z)
     ``ref_heading_error`` 2   sin, cos of (reference yaw - robot yaw)  (optional)
+    ``ref_root_pos_xy`` 2     reference pelvis x, y minus the robot's, robot heading frame (m)  (optional;
+                              needs the robot's world position: odometry in the graph, a state
+                              estimator on the robot; without it the policy drifts off the clip)
     ``ref_joint_pos`` 29      reference joint positions (rad)
     ``ref_joint_pos_rel`` 29  reference joint positions - default pose (rad)  (alternative)
     ``ref_key_body_pos`` 3K   key bodies relative to the reference pelvis, reference heading frame (m)
 
 Heading frame: yaw is unobservable to the robot (the IMU yaw drifts and the clip is re-anchored at
 start), so nothing in the observation depends on the world yaw; rotating the whole world about z
-leaves the observation unchanged (tested).
+leaves the observation unchanged (tested). ``ref_root_pos_xy`` is a difference of positions, so
+translating the whole world leaves it unchanged too.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ REFERENCE_TERM_SIZES: dict[str, int] = {
     "ref_lin_vel_heading": 3,
     "ref_yaw_rate": 1,
     "ref_heading_error": 2,
+    "ref_root_pos_xy": 2,
     "ref_joint_pos": NJ,
     "ref_joint_pos_rel": NJ,
     "ref_key_body_pos": -1,  # 3 * len(key_body_names)
@@ -91,6 +96,7 @@ DEFAULT_SCALES: dict[str, float] = {
     "ref_lin_vel_heading": 1.0,
     "ref_yaw_rate": 0.25,
     "ref_heading_error": 1.0,
+    "ref_root_pos_xy": 1.0,
     "ref_joint_pos": 1.0,
     "ref_joint_pos_rel": 1.0,
     "ref_key_body_pos": 1.0,
@@ -201,6 +207,11 @@ class ObservationConfig:
         object.__setattr__(self, "future_offsets", tuple(int(o) for o in self.future_offsets))
 
     # --- sizes -----------------------------------------------------------------------------------
+    @property
+    def needs_odometry(self) -> bool:
+        """True when a term needs the robot's world position (:data:`ODOMETRY_TERMS`)."""
+        return any(t in ODOMETRY_TERMS for t in (*self.proprio_terms, *self.reference_terms))
+
     def term_size(self, name: str) -> int:
         if name == "ref_key_body_pos":
             return 3 * len(self.key_body_names)
@@ -347,7 +358,9 @@ def proprio_frame(cfg: ObservationConfig, *, base_quat_wxyz: np.ndarray, base_an
 
 
 #: Reference terms that depend on the robot's own heading (everything else depends on the window only).
-ROBOT_DEPENDENT_REFERENCE_TERMS = ("ref_lin_vel_heading", "ref_heading_error")
+ROBOT_DEPENDENT_REFERENCE_TERMS = ("ref_lin_vel_heading", "ref_heading_error", "ref_root_pos_xy")
+#: Terms that need the robot's world position (odometry: simulator ground truth, or a state estimator).
+ODOMETRY_TERMS = ("ref_root_pos_xy",)
 
 
 def reference_static_terms(cfg: ObservationConfig, *, ref_root_pos: np.ndarray, ref_root_quat_wxyz: np.ndarray,
@@ -386,9 +399,11 @@ def reference_static_terms(cfg: ObservationConfig, *, ref_root_pos: np.ndarray, 
 def reference_frames(cfg: ObservationConfig, *, robot_quat_wxyz: np.ndarray, ref_root_pos: np.ndarray,
                      ref_root_quat_wxyz: np.ndarray, ref_root_lin_vel: np.ndarray, ref_root_ang_vel: np.ndarray,
                      ref_joint_pos: np.ndarray, ref_key_body_pos: np.ndarray | None = None,
-                     static: dict[str, np.ndarray] | None = None) -> np.ndarray:
+                     static: dict[str, np.ndarray] | None = None,
+                     robot_pos_world: np.ndarray | None = None) -> np.ndarray:
     """The reference block, scaled: (N, F*R). Reference arrays are (N, F, ...), world frame.
-    ``static``: :func:`reference_static_terms` of the same window, if already computed."""
+    ``static``: :func:`reference_static_terms` of the same window, if already computed.
+    ``robot_pos_world``: (N, 3) pelvis position, for the terms of :data:`ODOMETRY_TERMS`."""
     if static is None:
         static = reference_static_terms(cfg, ref_root_pos=ref_root_pos, ref_root_quat_wxyz=ref_root_quat_wxyz,
                                         ref_root_ang_vel=ref_root_ang_vel, ref_joint_pos=ref_joint_pos,
@@ -403,6 +418,12 @@ def reference_frames(cfg: ObservationConfig, *, robot_quat_wxyz: np.ndarray, ref
             robot_yaw = yaw_from_quat(robot_quat_wxyz)[:, None]          # (N, 1): broadcasts over frames
         if name == "ref_lin_vel_heading":
             v = rotate_by_yaw(ref_root_lin_vel, robot_yaw)
+        elif name == "ref_root_pos_xy":
+            if robot_pos_world is None:
+                raise ObservationError("observation term ref_root_pos_xy needs the robot's world position "
+                                       "(odometry), and none was given")
+            rel = np.asarray(ref_root_pos, dtype=np.float64) - np.asarray(robot_pos_world, dtype=np.float64)[:, None, :]
+            v = rotate_by_yaw(rel, robot_yaw)[..., :2]
         else:  # ref_heading_error
             err = yaw_from_quat(ref_root_quat_wxyz) - robot_yaw
             v = np.stack([np.sin(err), np.cos(err)], -1)
@@ -447,16 +468,19 @@ class ProprioHistory:
 
 def compute_observation(cfg: ObservationConfig, history: ProprioHistory, *, base_quat_wxyz, base_ang_vel_body,
                         joint_pos, joint_vel, last_action, ref_root_pos, ref_root_quat_wxyz, ref_root_lin_vel,
-                        ref_root_ang_vel, ref_joint_pos, ref_key_body_pos=None, reference_static=None) -> np.ndarray:
+                        ref_root_ang_vel, ref_joint_pos, ref_key_body_pos=None, reference_static=None,
+                        base_pos_world=None) -> np.ndarray:
     """One step for N environments: push the proprio frame into ``history`` and return (N, D) float32.
-    ``reference_static``: precomputed :func:`reference_static_terms` of this reference (optional)."""
+    ``reference_static``: precomputed :func:`reference_static_terms` of this reference (optional);
+    ``base_pos_world``: (N, 3) pelvis position (odometry), needed by :data:`ODOMETRY_TERMS` only."""
     frame = proprio_frame(cfg, base_quat_wxyz=base_quat_wxyz, base_ang_vel_body=base_ang_vel_body,
                           joint_pos=joint_pos, joint_vel=joint_vel, last_action=last_action)
     hist = history.push(frame)
     ref = reference_frames(cfg, robot_quat_wxyz=base_quat_wxyz, ref_root_pos=ref_root_pos,
                            ref_root_quat_wxyz=ref_root_quat_wxyz, ref_root_lin_vel=ref_root_lin_vel,
                            ref_root_ang_vel=ref_root_ang_vel, ref_joint_pos=ref_joint_pos,
-                           ref_key_body_pos=ref_key_body_pos, static=reference_static)
+                           ref_key_body_pos=ref_key_body_pos, static=reference_static,
+                           robot_pos_world=base_pos_world)
     return assemble(cfg, hist, ref)
 
 
@@ -507,8 +531,9 @@ class ObservationBuilder:
 
     def build(self, *, base_quat_wxyz: Sequence[float], base_ang_vel_body: Sequence[float],
               joint_pos: Sequence[float], joint_vel: Sequence[float], last_action: Sequence[float],
-              window) -> np.ndarray:
-        """Flat observation (D,) float32. ``window`` is a motion_server ReferenceWindowData."""
+              window, base_pos_world: Sequence[float] | None = None) -> np.ndarray:
+        """Flat observation (D,) float32. ``window`` is a motion_server ReferenceWindowData;
+        ``base_pos_world`` the pelvis position (odometry), for configs that observe it."""
         static = next((st for w, st in self._prepared if w is window), None)
         if static is None:
             self._check_offsets(window)
@@ -522,5 +547,6 @@ class ObservationBuilder:
             ref_root_pos=window.root_pos[None], ref_root_quat_wxyz=window.root_quat_wxyz[None],
             ref_root_lin_vel=window.root_lin_vel[None], ref_root_ang_vel=window.root_ang_vel[None],
             ref_joint_pos=window.joint_pos[None],
-            ref_key_body_pos=None if static is not None else self._key_bodies(window), reference_static=static)
+            ref_key_body_pos=None if static is not None else self._key_bodies(window), reference_static=static,
+            base_pos_world=None if base_pos_world is None else np.asarray(base_pos_world, dtype=np.float64)[None])
         return obs[0]

@@ -89,6 +89,11 @@ class SafetyConfig:
     # 0.75 rad; 0.47, 0.105, 0.37 before any fall): bench/action_plausibility.py, README.
     action_max_beyond_limits_rad: float = 3.5  # raw target outside the joint range by more than this
     action_max_step_rad: float = 1.3   # per tick, per joint: min(|target change|, |change of target - reference|)
+    # ... unless the torque change that step asks for, kp * step, stays within this fraction of the joint's
+    # effort limit: low-gain trackers (mjlab/BeyondMimic, kp 14-99) move targets by 1.3-1.4 rad in a tick
+    # as a matter of course (G1-Moves experts through g1 track), asking less torque change than 0.5 rad
+    # does at STAND gains. 1.0 leaves every STAND-gain limit at 1.3 rad (effort/kp <= 0.55). <= 0: off
+    action_max_step_torque_ratio: float = 1.0
     action_max_offset_rad: float = 2.5  # per joint: min(|target - reference next frame|, |target - measured|)
 
 
@@ -337,7 +342,7 @@ class SafetyStateMachine:
                 elif not _all_finite(out.position, out.kp, out.kd):
                     self._fault(Watchdog.NONFINITE, f"controller {self.controller_name} output NaN/inf")
                     cmd = damping_command()
-                elif why := self._implausible(out.position, inp):
+                elif why := self._implausible(out.position, inp, out.kp):
                     # A finite but implausible output (e.g. 1e6): clipped to the joint limits and sent with
                     # stiff gains it throws the robot over. HOLD the last sane target, in this very tick;
                     # damping would drop a standing robot whose inputs are fine (the fault is the controller's).
@@ -354,7 +359,7 @@ class SafetyStateMachine:
         self._prev_reference = None if inp.window is None else inp.window.joint_pos[0]
         return TickResult(cmd, self.mode, self.watchdog, self.detail, ran, out, fixes)
 
-    def _implausible(self, target: np.ndarray, inp: TickInputs) -> str:
+    def _implausible(self, target: np.ndarray, inp: TickInputs, kp: np.ndarray | None = None) -> str:
         """Why a finite controller target is not one a sane controller gives ('' if it is plausible).
 
         Checked per joint: the raw target's distance outside the joint range (magnitude); then, on the
@@ -376,10 +381,16 @@ class SafetyStateMachine:
             step = np.abs(t - self._last_target)
             if self._prev_reference is not None:
                 step = np.minimum(step, np.abs((t - ref) - (self._last_target - self._prev_reference)))
-            j = int(np.argmax(step))
-            if step[j] > c.action_max_step_rad:
+            limit = np.full(step.shape, c.action_max_step_rad)
+            if c.action_max_step_torque_ratio > 0 and kp is not None:
+                with np.errstate(divide="ignore"):  # kp = 0: no position torque at all, any step is harmless
+                    torque_room = c.action_max_step_torque_ratio * robot.EFFORT_LIMIT / np.asarray(kp, dtype=np.float64)
+                limit = np.maximum(limit, torque_room)
+            j = int(np.argmax(step - limit))
+            if step[j] > limit[j]:
                 return (f"target for {robot.JOINT_NAMES[j]} moved {step[j]:.3g} rad per tick beyond the "
-                        f"reference's own motion (limit {c.action_max_step_rad:g})")
+                        f"reference's own motion (limit {limit[j]:.3g}: {c.action_max_step_rad:g} rad, or kp * step "
+                        f"within {c.action_max_step_torque_ratio:g} x its {robot.EFFORT_LIMIT[j]:g} Nm effort limit)")
         if c.action_max_offset_rad > 0 and inp.joint_pos is not None:
             off = np.minimum(np.abs(t - ref), np.abs(t - np.asarray(inp.joint_pos, dtype=np.float64)))
             j = int(np.argmax(off))

@@ -354,7 +354,8 @@ class TrackingEnv:
             self.obs_cfg, self.history, base_quat_wxyz=s.imu_quat, base_ang_vel_body=s.imu_gyro,
             joint_pos=s.joint_pos, joint_vel=s.joint_vel, last_action=self.action,
             ref_root_pos=ref.root_pos, ref_root_quat_wxyz=ref.root_quat_wxyz, ref_root_lin_vel=ref.root_lin_vel,
-            ref_root_ang_vel=ref.root_ang_vel, ref_joint_pos=ref.joint_pos, ref_key_body_pos=ref.key_body_pos)
+            ref_root_ang_vel=ref.root_ang_vel, ref_joint_pos=ref.joint_pos, ref_key_body_pos=ref.key_body_pos,
+            base_pos_world=s.root_pos)
         obs = {"policy": policy, "privileged": self.privileged(ref)}
         if self.expert is not None:
             obs["expert_action"] = self.expert_action(ref, policy)

@@ -68,7 +68,8 @@ def run_clip(controller, ms: MotionSet, c: int, offsets: tuple[int, ...], max_s:
     for k in range(n_frames):
         imu, d = sim.imu(), sim.data
         state = RobotState(joint_pos=d.qpos[7:].copy(), joint_vel=d.qvel[6:].copy(),
-                           base_quat_wxyz=imu.quat_wxyz, base_ang_vel_body=imu.angular_velocity)
+                           base_quat_wxyz=imu.quat_wxyz, base_ang_vel_body=imu.angular_velocity,
+                           base_pos_world=d.qpos[:3].copy())  # the graph's odometry: ground truth
         out = controller.compute(state, _window(ms, c, k, offsets), last_action)
         last_action = out.action
         zeros = np.zeros(robot.NUM_JOINTS)

@@ -31,7 +31,8 @@ def _window(env: TrackingEnv, i: int) -> ReferenceWindowData:
 
 
 @pytest.mark.parametrize("reference_terms", [None, ("ref_root_height", "ref_heading_error", "ref_joint_pos_rel",
-                                                    "ref_key_body_pos")])
+                                                    "ref_key_body_pos"),
+                                             ("ref_root_height", "ref_root_pos_xy", "ref_joint_pos")])
 def test_training_observation_equals_deployment_builder(motions, reference_terms):
     """Training's observation for env i == the policy node's ObservationBuilder fed the same state."""
     cfg = EnvCfg(num_envs=3, seed=1)
@@ -47,7 +48,8 @@ def test_training_observation_equals_deployment_builder(motions, reference_terms
             if env.episode_len[i] == 0:
                 b.reset()  # a new episode = a new motion start on the robot
             want = b.build(base_quat_wxyz=s.imu_quat[i], base_ang_vel_body=s.imu_gyro[i], joint_pos=s.joint_pos[i],
-                           joint_vel=s.joint_vel[i], last_action=env.action[i], window=_window(env, i))
+                           joint_vel=s.joint_vel[i], last_action=env.action[i], window=_window(env, i),
+                           base_pos_world=s.root_pos[i])  # the graph's odometry: ground truth
             np.testing.assert_array_equal(env.obs["policy"][i], want)
             compared += 1
         env.step(rng.normal(0, 0.3, (env.num_envs, 29)))
