@@ -283,7 +283,7 @@ def test_sanitiser_never_emits_nan_or_out_of_limit_values():
 # --- implausible controller outputs (issue 12, item 4) -------------------------------------------------
 
 PLAUSIBILITY = dict(action_max_beyond_limits_rad=0.5, action_max_step_rad=0.5, action_max_offset_rad=1.0,
-                    action_max_step_torque_ratio=0.0)
+                    action_limits_scale_with_gains=False)
 
 
 def _tracking_with_policy_target(target, **cfg):
@@ -336,24 +336,47 @@ def test_implausible_rate_of_change_holds_but_following_a_jumping_reference_does
     assert r.mode == Mode.HOLD and r.watchdog == Watchdog.CONTROLLER_FAULT and "per tick" in r.detail
 
 
-def test_a_low_gain_step_within_the_effort_limit_is_plausible_the_same_step_at_stand_gains_is_not():
-    # an mjlab-style tracker (the rig's controller commands robot.KP: 40 on the hip pitch, 88 Nm effort)
-    # steps a hip 1.4 rad in one tick: kp * step = 56 Nm < 88 Nm, plausible (G1-Moves experts do this)
+def test_plausibility_limits_scale_with_the_commanded_gains():
+    """The limits are rad at STAND gains; a low-gain controller (the rig commands robot.KP: mjlab's, 40 on
+    the hip pitch vs STAND 161, 28.5 on the ankle vs 300) gets them x STAND_KP/kp: the same torque."""
     hip = robot.JOINT_NAMES.index("left_hip_pitch_joint")
+    ankle = robot.JOINT_NAMES.index("left_ankle_pitch_joint")
+    hip_scale = robot.STAND_KP[hip] / robot.KP[hip]
+    # a 2.4 rad hip step (what a distilled student did through g1 track): 96 Nm, 0.6 rad at STAND gains
     rig, sane = _tracking_with_policy_target(Q0 + 0.05)
-    rig.controller_target = sane + np.eye(29)[hip] * 1.4
+    rig.controller_target = sane + np.eye(29)[hip] * 2.4
     assert rig.tick().mode == Mode.TRACK
-    # ... 2.4 rad asks 97 Nm: beyond the effort limit, a fault (the detail names the torque allowance)
-    rig.controller_target = rig.controller_target - np.eye(29)[hip] * 2.4
+    # ... an ankle target 4 rad outside its range (an mjlab expert did): plausible at kp 28.5
+    rig.controller_target = rig.controller_target.copy()
+    rig.controller_target[ankle] = robot.JOINT_UPPER[ankle] + 4.0
+    assert rig.tick().mode == Mode.TRACK
+    # ... and a step beyond the scaled limit is a fault, with the scaling in the detail (a wrist: STAND 20
+    # vs 16.8, limit 1.3 x 1.19 = 1.55 rad, a step that fits in its range both ways)
+    wrist = robot.JOINT_NAMES.index("left_wrist_pitch_joint")
+    assert 1.5 < 1.3 * robot.STAND_KP[wrist] / robot.KP[wrist] < 1.6
+    rig, sane = _tracking_with_policy_target(Q0 + 0.05)
+    rig.controller_target = sane - np.eye(29)[wrist] * 1.45           # > 1.3 rad, < 1.55: plausible
+    assert rig.tick().mode == Mode.TRACK
+    rig.controller_target = rig.controller_target + np.eye(29)[wrist] * 1.7
     r = rig.tick()
-    assert r.mode == Mode.HOLD and r.watchdog == Watchdog.CONTROLLER_FAULT and "88 Nm effort limit" in r.detail
-    # the same 1.4 rad step at STAND gains (kp 161: 225 Nm) is a fault: the rad limit applies unchanged
+    assert r.mode == Mode.HOLD and "left_wrist_pitch_joint moved 1.7 rad" in r.detail and "x STAND_KP/kp 1.19" in r.detail
+    # ... and garbage is garbage at any gains
+    rig, sane = _tracking_with_policy_target(Q0 + 0.05)
+    rig.controller_target = Q0 + np.eye(29)[ankle] * 1e6
+    r = rig.tick()
+    assert r.mode == Mode.HOLD and r.watchdog == Watchdog.CONTROLLER_FAULT and "outside its range" in r.detail
+    # the same 1.4 rad hip step at STAND gains (225 Nm) is a fault: the rad limit applies unchanged
     rig, sane = _tracking_with_policy_target(Q0 + 0.05)
     rig.controller_kp = np.asarray(robot.STAND_KP, dtype=float)
     rig.tick()
     rig.controller_target = sane + np.eye(29)[hip] * 1.4
     r = rig.tick()
     assert r.mode == Mode.HOLD and r.watchdog == Watchdog.CONTROLLER_FAULT and "moved 1.4 rad" in r.detail
+    assert "STAND_KP" not in r.detail
+    # ... and with the scaling switched off the low-gain 2.4 rad step is a fault again
+    rig, sane = _tracking_with_policy_target(Q0 + 0.05, action_limits_scale_with_gains=False)
+    rig.controller_target = sane + np.eye(29)[hip] * 2.4
+    assert rig.tick().mode == Mode.HOLD
 
 
 def test_plausibility_limits_can_be_switched_off():

@@ -87,7 +87,7 @@ class PolicyNode(Node):
             auto_track=p("auto_track", False),
             action_max_beyond_limits_rad=p("action_max_beyond_limits_rad", 3.5),
             action_max_step_rad=p("action_max_step_rad", 1.3),
-            action_max_step_torque_ratio=p("action_max_step_torque_ratio", 1.0),
+            action_limits_scale_with_gains=p("action_limits_scale_with_gains", True),
             action_max_offset_rad=p("action_max_offset_rad", 2.5))
         if self.loop_kind not in ("deadline", "thread", "timer"):
             raise ValueError(f"parameter loop: {self.loop_kind!r} is not 'deadline', 'thread' or 'timer'")

@@ -89,11 +89,14 @@ class SafetyConfig:
     # 0.75 rad; 0.47, 0.105, 0.37 before any fall): bench/action_plausibility.py, README.
     action_max_beyond_limits_rad: float = 3.5  # raw target outside the joint range by more than this
     action_max_step_rad: float = 1.3   # per tick, per joint: min(|target change|, |change of target - reference|)
-    # ... unless the torque change that step asks for, kp * step, stays within this fraction of the joint's
-    # effort limit: low-gain trackers (mjlab/BeyondMimic, kp 14-99) move targets by 1.3-1.4 rad in a tick
-    # as a matter of course (G1-Moves experts through g1 track), asking less torque change than 0.5 rad
-    # does at STAND gains. 1.0 leaves every STAND-gain limit at 1.3 rad (effort/kp <= 0.55). <= 0: off
-    action_max_step_torque_ratio: float = 1.0
+    # The three limits above are in rad at STAND gains, where they were measured. What a target error does
+    # to the robot is kp * error of torque, so for a controller commanding lower gains each joint's limits
+    # scale by STAND_KP / kp (>= 1): the same torque a STAND-gain controller may ask for. Low-gain trackers
+    # (mjlab/BeyondMimic exports and students in their action space, kp 14-99) step targets 1.3-2.4 rad in a
+    # tick and put ankle targets 4 rad outside the range as a matter of course (G1-Moves experts and their
+    # students through g1 track: 56-114 Nm, what 0.4-0.7 rad asks at STAND gains); the unscaled limits held
+    # them and they fell. A 1e6 target is still far beyond any scaled limit. False: rad limits for all gains.
+    action_limits_scale_with_gains: bool = True
     action_max_offset_rad: float = 2.5  # per joint: min(|target - reference next frame|, |target - measured|)
 
 
@@ -369,34 +372,37 @@ class SafetyStateMachine:
         robot, so each of the last two takes the smaller of its two distances."""
         c = self.cfg
         t = np.asarray(target, dtype=np.float64)
+        scale = np.ones(t.shape)  # per joint: the limits' multiplier (torque-equivalent to STAND gains)
+        if c.action_limits_scale_with_gains and kp is not None:
+            with np.errstate(divide="ignore"):  # kp = 0: no position torque, any target is harmless
+                scale = np.maximum(1.0, np.asarray(robot.STAND_KP, dtype=np.float64) / np.asarray(kp, dtype=np.float64))
+
+        def why(j: int, limit_rad: float) -> str:
+            lim = limit_rad * scale[j]
+            return f"limit {lim:.3g}" + (f" = {limit_rad:g} x STAND_KP/kp {scale[j]:.3g}" if scale[j] > 1 else "")
+
         if c.action_max_beyond_limits_rad > 0:
             beyond = np.maximum(t - robot.JOINT_UPPER, robot.JOINT_LOWER - t)
-            j = int(np.argmax(beyond))
-            if beyond[j] > c.action_max_beyond_limits_rad:
+            j = int(np.argmax(beyond / scale))
+            if beyond[j] > c.action_max_beyond_limits_rad * scale[j]:
                 return (f"target {t[j]:.3g} rad for {robot.JOINT_NAMES[j]} is {beyond[j]:.3g} rad outside its "
-                        f"range (limit {c.action_max_beyond_limits_rad:g})")
+                        f"range ({why(j, c.action_max_beyond_limits_rad)})")
         t = np.clip(t, robot.JOINT_LOWER, robot.JOINT_UPPER)
         ref = np.asarray(inp.window.joint_pos[0], dtype=np.float64)
         if c.action_max_step_rad > 0:
             step = np.abs(t - self._last_target)
             if self._prev_reference is not None:
                 step = np.minimum(step, np.abs((t - ref) - (self._last_target - self._prev_reference)))
-            limit = np.full(step.shape, c.action_max_step_rad)
-            if c.action_max_step_torque_ratio > 0 and kp is not None:
-                with np.errstate(divide="ignore"):  # kp = 0: no position torque at all, any step is harmless
-                    torque_room = c.action_max_step_torque_ratio * robot.EFFORT_LIMIT / np.asarray(kp, dtype=np.float64)
-                limit = np.maximum(limit, torque_room)
-            j = int(np.argmax(step - limit))
-            if step[j] > limit[j]:
+            j = int(np.argmax(step / scale))
+            if step[j] > c.action_max_step_rad * scale[j]:
                 return (f"target for {robot.JOINT_NAMES[j]} moved {step[j]:.3g} rad per tick beyond the "
-                        f"reference's own motion (limit {limit[j]:.3g}: {c.action_max_step_rad:g} rad, or kp * step "
-                        f"within {c.action_max_step_torque_ratio:g} x its {robot.EFFORT_LIMIT[j]:g} Nm effort limit)")
+                        f"reference's own motion ({why(j, c.action_max_step_rad)})")
         if c.action_max_offset_rad > 0 and inp.joint_pos is not None:
             off = np.minimum(np.abs(t - ref), np.abs(t - np.asarray(inp.joint_pos, dtype=np.float64)))
-            j = int(np.argmax(off))
-            if off[j] > c.action_max_offset_rad:
+            j = int(np.argmax(off / scale))
+            if off[j] > c.action_max_offset_rad * scale[j]:
                 return (f"target for {robot.JOINT_NAMES[j]} is {off[j]:.3g} rad from both the reference and "
-                        f"the measured pose (limit {c.action_max_offset_rad:g})")
+                        f"the measured pose ({why(j, c.action_max_offset_rad)})")
         return ""
 
     def _pose_command(self, target: np.ndarray) -> Command:
