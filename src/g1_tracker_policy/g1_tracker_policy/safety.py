@@ -89,6 +89,7 @@ class SafetyConfig:
     # 0.75 rad; 0.47, 0.105, 0.37 before any fall): bench/action_plausibility.py, README.
     action_max_beyond_limits_rad: float = 3.5  # raw target outside the joint range by more than this
     action_max_step_rad: float = 1.3   # per tick, per joint: min(|target change|, |change of target - reference|)
+    action_max_offset_rad: float = 2.5  # per joint: min(|target - reference next frame|, |target - measured|)
     # The three limits above are in rad at STAND gains, where they were measured. What a target error does
     # to the robot is kp * error of torque, so for a controller commanding lower gains each joint's limits
     # scale by STAND_KP / kp (>= 1): the same torque a STAND-gain controller may ask for. Low-gain trackers
@@ -97,7 +98,6 @@ class SafetyConfig:
     # students through g1 track: 56-114 Nm, what 0.4-0.7 rad asks at STAND gains); the unscaled limits held
     # them and they fell. A 1e6 target is still far beyond any scaled limit. False: rad limits for all gains.
     action_limits_scale_with_gains: bool = True
-    action_max_offset_rad: float = 2.5  # per joint: min(|target - reference next frame|, |target - measured|)
 
 
 @dataclass
