@@ -290,7 +290,13 @@ class ObservationConfig:
 
 def quat_to_rotmat(quat_wxyz: np.ndarray) -> np.ndarray:
     """(..., 4) unit quaternions -> (..., 3, 3) rotation matrices (body -> world)."""
-    w, x, y, z = np.moveaxis(np.asarray(quat_wxyz, dtype=np.float64), -1, 0)
+    q = np.asarray(quat_wxyz, dtype=np.float64)
+    if q.shape == (4,):  # one quaternion (every tick of the node, every expert label): the same formula on
+        w, x, y, z = q.tolist()  # Python floats, without numpy's per-call overhead - identical results
+        return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                         [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                         [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    w, x, y, z = np.moveaxis(q, -1, 0)
     return np.stack([
         np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
         np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),

@@ -3,6 +3,7 @@
     g1-train teacher --config configs/teacher.yaml [--resume RUN_DIR|CKPT] [--iterations N] [--set k=v ...]
     g1-train student --config configs/student_moe.yaml --teacher RUN_DIR|CKPT [--resume ...]
     g1-train student --config configs/expert_fence1.yaml     (env.experts: motion experts label)
+    g1-train student --config ... --init STUDENT_RUN      (a new run from another student's weights)
     g1-train export  --checkpoint STUDENT_RUN_DIR|CKPT --out policy.onnx [--model-kind transformer_kv]
     g1-train export  --feedback-only --config CONFIG --out feedback.onnx   (env.balance_feedback alone)
     g1-train eval    --artifact policy.onnx|baseline | --checkpoint STUDENT | --teacher TEACHER_RUN --config CFG
@@ -125,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kind", choices=["moe", "transformer"], help="override student.kind")
     p.add_argument("--out")
     p.add_argument("--resume")
+    p.add_argument("--init", metavar="RUN|CKPT",
+                   help="start a new run from another student run's weights and normaliser (fresh optimiser, "
+                   "iteration 0): e.g. the same student with more motion experts or clips; the networks must "
+                   "have the same shapes")
     p.add_argument("--iterations", type=int)
     _add_campaign(p)
 
@@ -178,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             if not (args.teacher or args.resume or cfg.env.experts):
                 parser.error("student: give --teacher (a teacher run), --resume (a student run) or a config with "
                              "env.experts (motion experts)")
-            ckpt = train_student(cfg, teacher=args.teacher, out=args.out, resume=args.resume,
+            if args.init and args.resume:
+                parser.error("student: --init starts a new run, --resume continues one: give one of them")
+            ckpt = train_student(cfg, teacher=args.teacher, out=args.out, resume=args.resume, init=args.init,
                                  iterations=args.iterations, max_seconds=args.max_seconds, started=STARTED)
             if ckpt is not None:
                 print(f"student checkpoint: {ckpt}")

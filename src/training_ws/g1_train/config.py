@@ -82,6 +82,12 @@ class RandomizationCfg:
     #: rounds it to its own steps (actuator_200hz: 5 ms), at most one control tick
     action_delay_steps: tuple[int, int] = (0, 10)
     init_joint_noise_rad: float = 0.05
+    #: episodes start with the pelvis up to this far from the reference's, each of x and y, and turned
+    #: up to ``init_yaw_rad`` about the vertical (BeyondMimic's reset pose range): a student whose teachers
+    #: observe their position and heading error learns to walk back onto the clip's path instead of
+    #: holding a wherever-it-is offset (0 = start on the reference: no draw at all)
+    init_root_xy_m: float = 0.0
+    init_yaw_rad: float = 0.0
 
 
 @dataclass
@@ -315,12 +321,37 @@ def _build(cls, data: Any, where: str):
     return cls(**kwargs)
 
 
+def _merged(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``: mappings merge key by key, anything else (lists too) replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_config_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """A config file as a dict, with its ``base:`` (a config path relative to this file) merged underneath:
+    a variant names only what it changes."""
+    path = Path(path).resolve()
+    if path in _chain:
+        raise ConfigError(f"{path}: base: cycle ({' -> '.join(p.name for p in (*_chain, path))})")
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config sections, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    base_path = path.parent / str(base)
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: base: {base!r}: no such file ({base_path})")
+    return _merged(read_config_yaml(base_path, (*_chain, path)), data)
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainCfg:
-    """Load a TrainCfg from YAML, then apply ``key.sub=value`` overrides (values parsed as YAML)."""
-    data: dict = {}
-    if path is not None:
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
+    """Load a TrainCfg from YAML (with its ``base:`` chain), then apply ``key.sub=value`` overrides (values
+    parsed as YAML)."""
+    data: dict = read_config_yaml(path) if path is not None else {}
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key.path=value")

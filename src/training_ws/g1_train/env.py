@@ -271,9 +271,16 @@ class TrackingEnv:
             qpos[j, :3] = ref.root_pos[i, 0] + np.array([0, 0, dr.terrain_height_m if dr.enabled else 0.0])
             qpos[j, 3:7] = ref.root_quat_wxyz[i, 0]
             qpos[j, _NQ0:] = robot.clip_to_limits(q)
-            rot = obs_lib.quat_to_rotmat(ref.root_quat_wxyz[i, 0])
             qvel[j, :3] = ref.root_lin_vel[i, 0]
-            qvel[j, 3:6] = rot.T @ ref.root_ang_vel[i, 0]  # free joint angular velocity is in the body frame
+            ang_world = ref.root_ang_vel[i, 0]
+            if dr.enabled and (dr.init_root_xy_m > 0 or dr.init_yaw_rad > 0):  # start off the reference
+                qpos[j, :2] += self.rng.uniform(-dr.init_root_xy_m, dr.init_root_xy_m, 2)
+                turn = _yaw_quat(self.rng.uniform(-dr.init_yaw_rad, dr.init_yaw_rad))
+                qpos[j, 3:7] = _quat_mul(turn, qpos[j, 3:7])
+                rz = obs_lib.quat_to_rotmat(turn)  # the motion turned with the body: same body-frame velocities
+                qvel[j, :3], ang_world = rz @ qvel[j, :3], rz @ ang_world
+            rot = obs_lib.quat_to_rotmat(qpos[j, 3:7])
+            qvel[j, 3:6] = rot.T @ ang_world  # free joint angular velocity is in the body frame
             qvel[j, _NV0:] = ref.joint_vel[i, 0]
             self.target[i] = qpos[j, _NQ0:]
         if dr.enabled:
@@ -392,6 +399,17 @@ class TrackingEnv:
 
 
 # --- MDP terms: plain functions of state arrays (backend-agnostic) --------------------------------
+
+def _yaw_quat(yaw: float) -> np.ndarray:
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of wxyz quaternions (a applied after b)."""
+    out = np.empty(4)
+    mujoco.mju_mulQuat(out, np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    return out
+
 
 def tracking_errors(s: RobotStateBatch, ref: ReferenceBatch) -> dict[str, np.ndarray]:
     """Errors against reference frame 0 of ``ref`` (the frame the robot should be at now)."""

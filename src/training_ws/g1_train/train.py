@@ -393,6 +393,23 @@ def _resolve_out(out: str | None, resume: str | None) -> str | None:
     return str(p if p.is_dir() else p.parent)
 
 
+def _init_student(runner, init: str, device: str) -> None:
+    """A new student run starts from another student's weights and observation normaliser (not its
+    optimiser, iteration, task state or RNG): growing the expert or clip set keeps what was learned."""
+    ckpt = latest_checkpoint(init)
+    state = load_checkpoint(ckpt, map_location=device)
+    if "student_state_dict" not in state:
+        raise ValueError(f"--init {ckpt}: not a student checkpoint (no student_state_dict; a teacher goes to "
+                         "--teacher)")
+    try:
+        runner.alg.load(state, {"student": True}, True)
+    except RuntimeError as e:  # torch names every missing / unexpected key and shape mismatch
+        detail = " ".join(str(e).split())
+        raise ValueError(f"--init {ckpt}: its student does not fit this config's student "
+                         f"(student.* and env.observation must be the ones it was trained with): {detail[:600]}") from e
+    print(f"student initialised from {ckpt} (iteration {state.get('iter')}; fresh optimiser)")
+
+
 def _resume_campaign(runner, ckpt: Path, log_dir: Path | None) -> dict:
     """Restore this rank's task state, RNGs and logger statistics from a campaign checkpoint (read with
     ``weights_only=True``: the format holds tensors and plain types only); truncate progress.jsonl after
@@ -494,7 +511,7 @@ def _train_teacher_sac(cfg: TrainCfg, out: str | None, resume: str | None, itera
 
 def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, resume: str | None = None,
                   iterations: int | None = None, max_seconds: float | None = None,
-                  started: float | None = None) -> Path | None:
+                  started: float | None = None, init: str | None = None) -> Path | None:
     out = _resolve_out(out, resume)
     log_dir = run_dir(cfg, f"student_{cfg.student.kind}", out) if _is_main_rank() else None
     resolve_distributed(cfg)
@@ -534,6 +551,8 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
         # a teacher checkpoint or its slim policy.pt (actor + normaliser): only the teacher is taken
         runner.alg.load(tstate, {"teacher": True, "iteration": False}, True)
         print(f"teacher loaded from {tckpt}")
+    if init and not resume:
+        _init_student(runner, init, cfg.device)
     initial = state_digest(runner.alg.save()) if os.environ.get(PARAM_DIGEST_ENV) else None
     _run_leg(runner, cfg, iterations or cfg.student_algo.iterations, f"student {cfg.student.kind} DAgger",
              log_dir, totals, max_seconds, started, ckpt)

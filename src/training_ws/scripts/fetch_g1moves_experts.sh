@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The G1-Moves motion experts of configs/experts_g1moves.yaml: mjlab/BeyondMimic single-clip trackers that
-# the G1-Moves dataset publishes next to its clips (CC-BY-4.0, attribution: Mitch Chaiet / Experiential
+# The G1-Moves motion experts of configs/experts_g1moves.yaml and experts_g1moves8.yaml: mjlab/BeyondMimic
+# single-clip trackers that the G1-Moves dataset publishes next to its clips (CC-BY-4.0, attribution: Mitch Chaiet / Experiential
 # Technologies; https://huggingface.co/datasets/exptech/g1-moves, github.com/experientialtech/g1-moves),
 # one ONNX per clip, into src/training_ws/runs/data/g1moves_experts/ (gitignored: never commit them).
 #
@@ -14,7 +14,8 @@ set -euo pipefail
 WS="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$WS/runs/data/g1moves_experts"
 BASE_URL="${G1_MOVES_URL:-https://huggingface.co/datasets/exptech/g1-moves/resolve/main}"
-CLIPS=(dance/B_DadDance dance/B_StretchDance dance/J_Dance2_Salsa dance/J_Dance3_Woah dance/J_Dance7_Party)
+CLIPS=(dance/B_DadDance dance/B_StretchDance dance/J_Dance2_Salsa dance/J_Dance3_Woah dance/J_Dance7_Party
+       dance/J_Dance0_StepTouch dance/J_Dance5_Hype)  # the last two: clips outside the 49 shared ones
 mkdir -p "$OUT"
 for entry in "${CLIPS[@]}"; do
   clip="${entry#*/}"

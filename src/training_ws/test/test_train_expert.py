@@ -5,6 +5,7 @@ into an artifact the policy node accepts."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -128,6 +129,26 @@ def test_student_distils_the_expert_through_the_cli(fence1, g1_moves, train_pyth
     art = load_artifact(tmp_path / "student.onnx")
     np.testing.assert_allclose(art.kp, robot.KP)  # the expert's gains travel in the artifact
     assert art.provenance["train_config"]["env"]["experts"]["B_Fence1"].endswith("B_Fence1.onnx")
+    # --init: a new run starts from that student's weights and normaliser (bit-identical), at iteration 0
+    digests = tmp_path / "digests"
+    run_in_train_venv(train_python, ["-m", "g1_train.cli", "student", *common, "--init", str(tmp_path / "student"),
+                                     "--iterations", "1", "--out", str(tmp_path / "grown")], timeout=300,
+                      env_extra={"G1_TRAIN_PARAM_DIGEST_DIR": str(digests)})  # g1_train.train.PARAM_DIGEST_ENV
+    code = ("import sys; from g1_train.checkpoint_io import load_checkpoint; from g1_train.train import state_digest; "
+            "print(state_digest(load_checkpoint(sys.argv[1])))")
+    source = run_in_train_venv(train_python, ["-c", code, str(tmp_path / "student" / "model_2.pt")],
+                               timeout=120).stdout.split()[-1]
+    info = json.loads((digests / "rank0.json").read_text())
+    assert info["initial"] == source and info["final"] != source
+    assert sorted(p.name for p in (tmp_path / "grown").glob("model_*.pt")) == ["model_0.pt"]
+    # ... and a student of another shape is refused by name, as is --init together with --resume
+    with pytest.raises(AssertionError, match="does not fit this config's student"):
+        run_in_train_venv(train_python, ["-m", "g1_train.cli", "student", *common, "--set", "student.num_experts=2",
+                                         "--init", str(tmp_path / "student"), "--iterations", "1",
+                                         "--out", str(tmp_path / "other")], timeout=300)
+    with pytest.raises(AssertionError, match="give one of them"):
+        run_in_train_venv(train_python, ["-m", "g1_train.cli", "student", *common, "--init", str(tmp_path / "student"),
+                                         "--resume", str(tmp_path / "grown"), "--iterations", "1"], timeout=300)
     # a PPO teacher and a motion expert at once is refused
     with pytest.raises(AssertionError, match="one teacher, not two"):
         run_in_train_venv(train_python, ["-m", "g1_train.cli", "student", *common, "--teacher", str(tmp_path / "student"),

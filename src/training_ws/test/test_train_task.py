@@ -212,6 +212,32 @@ def test_configs_parse_and_unknown_keys_are_named(tmp_path):
         load_config(bad)
 
 
+def test_a_config_variant_names_only_what_it_changes(tmp_path):
+    """``base:``: mappings merge key by key, lists and scalars replace, relative to the variant's folder."""
+    from g1_train.config import ConfigError, load_config
+    from train_testutil import WS
+
+    six, eight = (load_config(WS / "configs" / n) for n in ("experts_g1moves.yaml", "experts_g1moves8.yaml"))
+    assert list(eight.env.experts)[:6] == list(six.env.experts) and len(eight.env.experts) == 8
+    assert len(eight.env.motions.sources) == 8 and eight.name == "experts_g1moves8"
+    assert eight.student == six.student and eight.env.observation == six.env.observation  # inherited
+    assert eight.env.sampling.diversity_clusters == 8 and eight.env.sampling.max_segment_s == six.env.sampling.max_segment_s
+    r6, r8 = six.env.randomization, eight.env.randomization
+    assert (r8.init_root_xy_m, r8.init_yaw_rad, r6.init_root_xy_m) == (0.05, 0.2, 0.0) and r8.friction == r6.friction
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "base.yaml").write_text("env:\n  num_envs: 7\n  rewards: {root_pos_xy: 0.3}\n")
+    (tmp_path / "sub" / "v.yaml").write_text("base: ../base.yaml\nenv:\n  rewards: {joint_pos: 0.9}\n")
+    v = load_config(tmp_path / "sub" / "v.yaml", ["env.rewards.root_pos_xy=0.1"])
+    assert (v.env.num_envs, v.env.rewards.root_pos_xy, v.env.rewards.joint_pos) == (7, 0.1, 0.9)
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="nowhere.yaml.*no such file"):
+        load_config(tmp_path / "c.yaml")
+
+
 def test_root_position_reward_penalises_world_drift(motions):
     """root_pos_xy rewards the world-frame pelvis position (what g1 eval's E_mpkpe measures); the
     key-body term is pelvis-relative and cannot see a robot that tracks the pose while sliding away."""
@@ -325,3 +351,34 @@ def test_reset_with_given_episodes_starts_those_clips(motions):
     np.testing.assert_allclose(env.state.joint_pos, robot.clip_to_limits(motions.joint_pos[g]), atol=1e-9)
     with pytest.raises(ValueError, match="episodes for 3 envs"):
         env.reset(np.ones(3, dtype=bool), episodes=(clips[:2], first[:2], last[:2]))
+
+
+def test_reset_pose_range_starts_off_the_reference_with_the_same_body_motion(motions):
+    """init_root_xy_m / init_yaw_rad: the pelvis starts up to that far from the reference's and turned about
+    the vertical; tilt, height, joints and body-frame velocities are the reference's; 0 = exactly on it."""
+    from g1_bringup.metrics import yaw_from_quat
+    from g1_tracker_policy.observation import quat_to_rotmat as obs_rot
+
+    cfg = EnvCfg(num_envs=64, seed=8)
+    cfg.randomization.init_joint_noise_rad = 0.0
+    cfg.randomization.init_root_xy_m, cfg.randomization.init_yaw_rad = 0.15, 0.3
+    env = TrackingEnv(cfg, motions)
+    ref, s = env.reference(np.array([0])), env.state
+    dxy = s.root_pos[:, :2] - ref.root_pos[:, 0, :2]
+    dyaw = (yaw_from_quat(s.root_quat) - yaw_from_quat(ref.root_quat_wxyz[:, 0]) + np.pi) % (2 * np.pi) - np.pi
+    assert np.abs(dxy).max() <= 0.15 + 1e-6 and np.abs(dxy).max() > 0.1 and np.ptp(dxy[:, 0]) > 0.1
+    assert np.abs(dyaw).max() <= 0.3 + 1e-6 and np.abs(dyaw).max() > 0.2
+    np.testing.assert_allclose(s.root_pos[:, 2], ref.root_pos[:, 0, 2], atol=1e-6)
+    np.testing.assert_allclose(s.joint_pos, robot.clip_to_limits(ref.joint_pos[:, 0]), atol=1e-6)
+    up = lambda q: obs_rot(q)[:, :, 2]  # noqa: E731  the body z axis in the world: tilt is unchanged
+    np.testing.assert_allclose(up(s.root_quat)[:, 2], up(ref.root_quat_wxyz[:, 0])[:, 2], atol=1e-6)
+    body = lambda q, v: np.einsum("nji,nj->ni", obs_rot(q), v)  # noqa: E731  world -> body frame
+    np.testing.assert_allclose(body(s.root_quat, s.root_lin_vel), body(ref.root_quat_wxyz[:, 0], ref.root_lin_vel[:, 0]),
+                               atol=1e-6)
+    np.testing.assert_allclose(body(s.root_quat, s.root_ang_vel), body(ref.root_quat_wxyz[:, 0], ref.root_ang_vel[:, 0]),
+                               atol=1e-6)
+    cfg.randomization.init_root_xy_m = cfg.randomization.init_yaw_rad = 0.0
+    env = TrackingEnv(cfg, motions)
+    ref, s = env.reference(np.array([0])), env.state
+    np.testing.assert_allclose(s.root_pos, ref.root_pos[:, 0], atol=1e-9)
+    np.testing.assert_allclose(s.root_quat, ref.root_quat_wxyz[:, 0], atol=1e-9)
