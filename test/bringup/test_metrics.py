@@ -50,6 +50,27 @@ def test_known_offsets_give_known_errors():
     assert clip["success"]
 
 
+def test_world_offset_and_heading_error_are_named_apart_from_the_pose():
+    """E_root_xy_mm / E_yaw_rad say how much of E_mpkpe is the robot standing in the wrong place or facing
+    the wrong way; root_xy_at_start_mm is the offset the clip started with."""
+    rec = _record()
+    shift = np.zeros((N, 3))
+    shift[:, 1] = np.linspace(0.05, 0.15, N)  # the whole robot slides sideways from 50 to 150 mm
+    rec.root_pos = rec.root_pos + shift
+    rec.key_body_pos = rec.ref_key_body_pos + shift[:, None, :]
+    yaw = 0.3
+    rec.root_quat = np.tile([np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)], (N, 1))
+    clip = M.compute_metrics(rec)["per_clip"][0]
+    assert clip["E_root_xy_mm"] == pytest.approx(100.0) and clip["E_mpkpe_mm"] == pytest.approx(100.0)
+    assert clip["root_xy_at_start_mm"] == pytest.approx(50.0)
+    assert clip["E_yaw_rad"] == pytest.approx(0.3)
+    rec.root_quat = np.tile([np.cos(3.0 / 2), 0, 0, np.sin(3.0 / 2)], (N, 1))  # wraps: 3.0 rad, not 3.28
+    rec.ref_root_quat = np.tile([np.cos(-3.0 / 2), 0, 0, np.sin(-3.0 / 2)], (N, 1))
+    assert M.compute_metrics(rec)["per_clip"][0]["E_yaw_rad"] == pytest.approx(2 * np.pi - 6.0)
+    perfect = M.compute_metrics(_record())["per_clip"][0]
+    assert perfect["E_root_xy_mm"] == perfect["E_yaw_rad"] == perfect["root_xy_at_start_mm"] == 0.0
+
+
 def test_fall_terminates_and_reports_failure():
     rec = _record()
     rec.root_pos = rec.root_pos.copy()

@@ -480,15 +480,18 @@ def markdown(report: dict) -> str:
                   "its numbers are the bar a policy must beat.", ""]
     lines += ["## Overall", "", "| metric | value |", "|---|---|"]
     for key in ("clips", "success_rate", "completion", "E_mpkpe_mm", "E_mpjpe_rad", "E_vel_mps", "E_yaw_vel_rads",
-                "key_body_root_relative_mm", "joint_jerk_rads3"):
+                "key_body_root_relative_mm", "E_root_xy_mm", "E_yaw_rad", "joint_jerk_rads3"):
         lines.append(f"| {key} | {_fmt(o.get(key))} |")
     lines += ["", "## Per clip", "",
-              "| motion | duration s | success | completion | E_mpkpe mm | E_mpjpe rad | E_vel m/s | "
-              "E_yaw_vel rad/s | termination |", "|---|---|---|---|---|---|---|---|---|"]
+              "| motion | duration s | success | completion | E_mpkpe mm | E_root_xy mm (at start) | E_yaw rad | "
+              "E_mpjpe rad | E_vel m/s | E_yaw_vel rad/s | termination |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in report["per_clip"]:
         lines.append(f"| {c['motion']} | {_fmt(c['duration_s'], 2)} | {_fmt(c['success'])} | "
-                     f"{_fmt(c['completion'])} | {_fmt(c['E_mpkpe_mm'], 1)} | {_fmt(c['E_mpjpe_rad'])} | "
-                     f"{_fmt(c['E_vel_mps'])} | {_fmt(c['E_yaw_vel_rads'])} | {c['termination'] or '–'} |")
+                     f"{_fmt(c['completion'])} | {_fmt(c['E_mpkpe_mm'], 1)} | {_fmt(c.get('E_root_xy_mm'), 1)} "
+                     f"({_fmt(c.get('root_xy_at_start_mm'), 1)}) | {_fmt(c.get('E_yaw_rad'))} | "
+                     f"{_fmt(c['E_mpjpe_rad'])} | {_fmt(c['E_vel_mps'])} | {_fmt(c['E_yaw_vel_rads'])} | "
+                     f"{c['termination'] or '–'} |")
     if report["timing"]:
         lines += ["", "## Timing", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in report["timing"].items()]

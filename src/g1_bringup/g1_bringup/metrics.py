@@ -79,8 +79,11 @@ def per_tick_errors(rec: TrackingRecord) -> dict[str, np.ndarray]:
     rel = _heading_relative(rec.key_body_pos, rec.root_pos, rec.root_quat)
     rel_ref = _heading_relative(rec.ref_key_body_pos, rec.ref_root_pos, rec.ref_root_quat)
     height_err, orient_err = termination_flags(rec)
+    yaw_err = yaw_from_quat(rec.root_quat) - yaw_from_quat(rec.ref_root_quat)
     return {
         "mpkpe_mm": 1000.0 * kp_err.mean(axis=1),
+        "root_xy_mm": 1000.0 * np.linalg.norm(rec.root_pos[:, :2] - rec.ref_root_pos[:, :2], axis=-1),
+        "yaw_err_rad": np.abs((yaw_err + np.pi) % (2 * np.pi) - np.pi),
         "key_body_rel_mm": 1000.0 * np.linalg.norm(rel - rel_ref, axis=-1).mean(axis=1),
         "mpjpe_rad": np.abs(rec.joint_pos - rec.ref_joint_pos).mean(axis=1),
         "joint_abs_err_rad": np.abs(rec.joint_pos - rec.ref_joint_pos),                  # (N, 29)
@@ -141,6 +144,11 @@ def clip_metrics(rec: TrackingRecord, idx: np.ndarray, errors: dict[str, np.ndar
         "E_vel_mps": _stats(errors["vel_mps"][valid]),
         "E_yaw_vel_rads": _stats(errors["yaw_vel_rads"][valid]),
         "key_body_root_relative_mm": _stats(errors["key_body_rel_mm"][valid]),
+        # where E_mpkpe comes from: the pelvis in the wrong place (world xy) or facing the wrong way, and
+        # the xy offset the clip started with (what the stand and blend-in left)
+        "E_root_xy_mm": _stats(errors["root_xy_mm"][valid]),
+        "E_yaw_rad": _stats(errors["yaw_err_rad"][valid]),
+        "root_xy_at_start_mm": float(errors["root_xy_mm"][idx[0]]),
         "joint_jerk_rads3": None if jerk is None else float(jerk),
         "ticks": int(len(idx)),
         "ticks_before_termination": int(len(valid)),
@@ -157,7 +165,7 @@ def compute_metrics(rec: TrackingRecord) -> dict:
         overall["success_rate"] = float(np.mean([c["success"] for c in clips]))
         overall["completion"] = float(np.mean([c["completion"] for c in clips]))
         for key in ("E_mpkpe_mm", "E_mpjpe_rad", "E_vel_mps", "E_yaw_vel_rads", "key_body_root_relative_mm",
-                    "joint_jerk_rads3"):
+                    "E_root_xy_mm", "E_yaw_rad", "joint_jerk_rads3"):
             vals = [(c[key], w) for c, w in zip(clips, weights) if c[key] is not None and w > 0]
             overall[key] = (float(np.average([v for v, _ in vals], weights=[w for _, w in vals]))
                             if vals else None)

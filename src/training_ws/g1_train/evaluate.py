@@ -154,12 +154,19 @@ def split_summary(report: dict) -> dict:
     overall) of one split's metrics (``compute_metrics``' or ``g1 eval``'s report: ``per_clip`` +
     ``overall``)."""
     clips = report["per_clip"]
-    e = [float(c["E_mpkpe_mm"]) for c in clips if c.get("E_mpkpe_mm") is not None and np.isfinite(c["E_mpkpe_mm"])]
+
+    def median(key: str) -> float | None:
+        v = [float(c[key]) for c in clips if c.get(key) is not None and np.isfinite(c[key])]
+        return float(np.median(v)) if v else None
+
     return {"clips": len(clips), "successes": int(sum(bool(c["success"]) for c in clips)),
             "success_rate": float(np.mean([bool(c["success"]) for c in clips])) if clips else None,
             "completion_mean": float(np.mean([c["completion"] for c in clips])) if clips else None,
-            "E_mpkpe_median_mm": float(np.median(e)) if e else None,
-            "E_mpkpe_overall_mm": report.get("overall", {}).get("E_mpkpe_mm")}
+            "E_mpkpe_median_mm": median("E_mpkpe_mm"),
+            "E_mpkpe_overall_mm": report.get("overall", {}).get("E_mpkpe_mm"),
+            # how much of it is the pelvis in the wrong place (reports from before these keys: None)
+            "E_root_xy_median_mm": median("E_root_xy_mm"),
+            "root_xy_at_start_median_mm": median("root_xy_at_start_mm")}
 
 
 def _fmt(v, spec: str) -> str:
@@ -168,15 +175,17 @@ def _fmt(v, spec: str) -> str:
 
 def markdown_tables(splits: dict[str, dict], title: str) -> str:
     """Markdown: a summary row per split, then one row per clip. ``splits`` = {name: report}."""
-    lines = [f"# {title}", "", "| split | clips | success | mean completion | median E_mpkpe mm | overall E_mpkpe mm |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"# {title}", "", "| split | clips | success | mean completion | median E_mpkpe mm | overall E_mpkpe mm | "
+             "median E_root_xy mm | median root xy at start mm |", "|---|---|---|---|---|---|---|---|"]
     for name, rep in splits.items():
         s = split_summary(rep)
         lines.append(f"| {name} | {s['clips']} | {s['successes']}/{s['clips']} | {_fmt(s['completion_mean'], '.3f')} | "
-                     f"{_fmt(s['E_mpkpe_median_mm'], '.1f')} | {_fmt(s['E_mpkpe_overall_mm'], '.1f')} |")
-    lines += ["", "| split | clip | success | completion | E_mpkpe mm |", "|---|---|---|---|---|"]
+                     f"{_fmt(s['E_mpkpe_median_mm'], '.1f')} | {_fmt(s['E_mpkpe_overall_mm'], '.1f')} | "
+                     f"{_fmt(s['E_root_xy_median_mm'], '.1f')} | {_fmt(s['root_xy_at_start_median_mm'], '.1f')} |")
+    lines += ["", "| split | clip | success | completion | E_mpkpe mm | E_root_xy mm |", "|---|---|---|---|---|---|"]
     for name, rep in splits.items():
         for c in rep["per_clip"]:
             lines.append(f"| {name} | {c['motion']} | {'yes' if c['success'] else 'no'} | "
-                         f"{_fmt(c['completion'], '.3f')} | {_fmt(c.get('E_mpkpe_mm'), '.1f')} |")
+                         f"{_fmt(c['completion'], '.3f')} | {_fmt(c.get('E_mpkpe_mm'), '.1f')} | "
+                         f"{_fmt(c.get('E_root_xy_mm'), '.1f')} |")
     return "\n".join(lines) + "\n"

@@ -125,6 +125,7 @@ def test_eval_split_tables(tmp_path, g1_moves):
         assert s["clips"] == 2 and s["successes"] == sum(c["success"] for c in split["per_clip"])
         assert s["completion_mean"] == pytest.approx(np.mean([c["completion"] for c in split["per_clip"]]))
         assert s["E_mpkpe_median_mm"] == pytest.approx(np.median([c["E_mpkpe_mm"] for c in split["per_clip"]]))
+        assert s["E_root_xy_median_mm"] == pytest.approx(np.median([c["E_root_xy_mm"] for c in split["per_clip"]]))
     md = (tmp_path / "e.md").read_text()
     assert "| train | 2 |" in md and "| heldout | 2 |" in md and "| heldout | B_LongDance |" in md
 
