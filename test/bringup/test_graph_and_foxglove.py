@@ -217,3 +217,32 @@ def test_track_grounds_the_clip_for_a_policy_trained_on_grounded_clips(tmp_path,
         name, lib, _ = track._resolve_motion(args, out, "", ground)
         motion = MotionLibrary(lib).load(name)
         assert bool(motion.provenance.get("grounding")) == ground
+
+
+def test_clip_is_reanchored_after_the_blend_for_policies_that_observe_its_position(tmp_path):
+    """auto: a policy that observes where the reference is (an mjlab export's anchor position, ours with
+    ref_root_pos_xy) gets its clip moved to where the robot stands when the blend-in ends - else it walks
+    back to the clip's first spot; a policy that does not (the shipped one, the baseline) keeps the clip
+    where the start put it. on / off force it; anything else is an error."""
+    from g1_bringup.shipped import default_policy
+    from g1_tracker_policy.observation import ObservationConfig
+    from g1_tracker_policy.testing import make_external_test_policy, make_test_policy
+
+    ours_pos = tmp_path / "ours_pos.onnx"
+    make_test_policy("moe", ours_pos, obs_config=ObservationConfig(
+        reference_terms=("ref_root_height", "ref_roll_pitch", "ref_root_pos_xy", "ref_joint_pos")))
+    ours_plain = tmp_path / "ours.onnx"
+    make_test_policy("moe", ours_plain)
+    mjlab = make_external_test_policy("mjlab", tmp_path / "mjlab.onnx")
+
+    def reanchors(policy, mode="auto") -> bool:
+        motion = {n.name: n for n in tracking_graph(GraphOptions(policy=str(policy), reanchor_after_blend=mode))}
+        return bool(motion["motion_server"].params.get("reanchor_after_blend", False))
+
+    assert reanchors(ours_pos) and reanchors(mjlab)
+    assert not reanchors(ours_plain) and not reanchors("")
+    shipped = default_policy()
+    assert shipped is not None and not reanchors(shipped)  # the shipped policy observes no position
+    assert reanchors(ours_plain, "on") and not reanchors(ours_pos, "off")
+    with pytest.raises(ValueError, match="reanchor_after_blend"):
+        tracking_graph(GraphOptions(policy=str(ours_pos), reanchor_after_blend="maybe"))

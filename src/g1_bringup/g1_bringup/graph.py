@@ -120,6 +120,9 @@ class GraphOptions:
     policy: str = ""                 # ONNX artifact; "" -> the labelled baseline (reference pass-through)
     policy_sidecar: str = ""         # facts a policy trained elsewhere lacks ("" -> <policy>.g1.yaml if present)
     base_lin_vel: str = ""           # policies that observe base_lin_vel: zero | odometry ("" -> policy.yaml's)
+    #: re-anchor the clip where the robot stands when the blend-in ends: auto = for policies that observe
+    #: where the reference is (trained elsewhere, or ours with a position term), on, off
+    reanchor_after_blend: str = "auto"
     motion_library: str = ""         # motion library directory ("" -> the default library)
     record: str = ""                 # bag directory to write ("" -> no recording)
     realtime: bool = False           # sim clock mode: realtime instead of lockstep
@@ -149,6 +152,31 @@ def _trained_elsewhere(policy: str) -> bool:
         return False
 
 
+def _observes_reference_position(policy: str) -> bool:
+    """A policy of ours whose observation places the reference relative to the robot (odometry terms)."""
+    from g1_tracker_policy import contract
+
+    try:
+        return contract.load_artifact(policy).observation.needs_odometry
+    except Exception:  # noqa: BLE001 - an unreadable file is refused, with its reason, by the policy node
+        return False
+
+
+REANCHOR_CHOICES = ("auto", "on", "off")
+
+
+def reanchors_after_blend(opts: GraphOptions) -> bool:
+    """Whether the clip starts where the robot stands when the blend-in ends. A blend from standing into
+    the clip's first frame cannot move the feet and a policy taking over from the stand may step; a
+    policy that observes the reference's position would then walk back to the clip's original spot
+    before and while tracking it, so for those (auto) the clip is moved to where the robot stands."""
+    if opts.reanchor_after_blend not in REANCHOR_CHOICES:
+        raise ValueError(f"reanchor_after_blend {opts.reanchor_after_blend!r}: expected one of {REANCHOR_CHOICES}")
+    if opts.reanchor_after_blend != "auto":
+        return opts.reanchor_after_blend == "on"
+    return bool(opts.policy) and (_trained_elsewhere(opts.policy) or _observes_reference_position(opts.policy))
+
+
 def tracking_graph(opts: GraphOptions, environ: Mapping[str, str] | None = None) -> list[NodeSpec]:
     """The nodes of one tracking run, each with its DDS environment (:func:`dds_settings` of ``environ``,
     default ``os.environ``)."""
@@ -169,8 +197,7 @@ def tracking_graph(opts: GraphOptions, environ: Mapping[str, str] | None = None)
         policy_params["policy_sidecar"] = opts.policy_sidecar
     if opts.base_lin_vel:
         policy_params["base_lin_vel"] = opts.base_lin_vel
-    if opts.policy and _trained_elsewhere(opts.policy):
-        # their motion starts where the robot stands after the blend-in (a blend cannot move feet)
+    if reanchors_after_blend(opts):
         motion_params["reanchor_after_blend"] = True
     if opts.hardware == "sim":
         # the simulated robot is created standing and collapses within ~0.5 s of damping: stand at the

@@ -45,10 +45,11 @@ def clips_of_split(config: str, split: str, overrides: list[str]) -> dict[str, l
 
 
 def track(g1: Path, clip: Path, out: Path, policy: str | None, duration: float | None, timeout: float,
-          ground: str = "auto") -> dict:
+          ground: str = "auto", reanchor: str = "auto") -> dict:
     report = out / "report.json"
     if not report.is_file():
-        cmd = [str(g1), "track", "--motion", str(clip), "--out", str(out), "--quiet", "--ground", ground]
+        cmd = [str(g1), "track", "--motion", str(clip), "--out", str(out), "--quiet", "--ground", ground,
+               "--reanchor-after-blend", reanchor]
         cmd += ["--baseline"] if policy is None else ["--policy", policy]
         if duration:
             cmd += ["--duration", str(duration)]
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--ground", choices=("auto", "on", "off"), default="auto",
                    help="g1 track --ground: foot grounding of the clips (auto = what the policy was trained on)")
+    p.add_argument("--reanchor-after-blend", choices=("auto", "on", "off"), default="auto",
+                   help="g1 track --reanchor-after-blend (auto = for policies that observe the reference position)")
     p.add_argument("--duration", type=float, help="g1 track --duration (sim seconds, stand-up included)")
     p.add_argument("--max-clips", type=int, default=0, help="at most this many clips per split (0 = all)")
     p.add_argument("--g1", default=str(ROOT / ".venv" / "bin" / "g1"), help="the g1 command")
@@ -88,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {len(files)} clips", flush=True)
         per_clip = []
         for f in files:
-            rep = track(Path(args.g1), f, out / name / f.stem, policy, args.duration, args.timeout, args.ground)
+            rep = track(Path(args.g1), f, out / name / f.stem, policy, args.duration, args.timeout, args.ground,
+                        args.reanchor_after_blend)
             if not rep["per_clip"]:  # fell (or stopped) before the clip played a frame: a failure, completion 0
                 last = next((e["event"] for e in reversed(rep.get("events", [])) if "mode" not in e["event"]), None)
                 rep["per_clip"] = [{"motion": f.stem, "success": False, "completion": 0.0, "E_mpkpe_mm": None,
@@ -100,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         reports[name] = {"per_clip": per_clip, "overall": overall}  # overall: tick-weighted, as g1-train eval
     label = "baseline" if args.baseline else args.policy
     (out / "summary.json").write_text(json.dumps(
-        {"policy": label, "duration": args.duration,
+        {"policy": label, "duration": args.duration, "reanchor_after_blend": args.reanchor_after_blend,
          "splits": {k: {"summary": split_summary(v), "per_clip": v["per_clip"]} for k, v in reports.items()}},
         indent=2, default=float))
-    md = markdown_tables(reports, f"g1 track: {label}" + (f" (--duration {args.duration:g})" if args.duration else ""))
+    md = markdown_tables(reports, f"g1 track: {label}" + (f" (--duration {args.duration:g})" if args.duration else "")
+                         + f" (--reanchor-after-blend {args.reanchor_after_blend})")
     (out / "summary.md").write_text(md)
     print(md)
     return 0
