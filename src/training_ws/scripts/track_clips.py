@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -44,6 +45,10 @@ def clips_of_split(config: str, split: str, overrides: list[str]) -> dict[str, l
     return out if split == "all" else {split: out[split]}
 
 
+#: what `g1 track` says when its graph never ran a tick (g1_bringup.track): retried once, nothing was measured
+NOT_STARTED = "the graph did not run"
+
+
 def track(g1: Path, clip: Path, out: Path, policy: str | None, duration: float | None, timeout: float,
           ground: str = "auto", reanchor: str = "auto") -> dict:
     report = out / "report.json"
@@ -54,8 +59,17 @@ def track(g1: Path, clip: Path, out: Path, policy: str | None, duration: float |
         if duration:
             cmd += ["--duration", str(duration)]
         t0 = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0 or not report.is_file():
+        for attempt in (1, 2):
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            if proc.returncode == 0 and report.is_file():
+                break
+            if attempt == 1 and NOT_STARTED in proc.stdout + proc.stderr:
+                # the graph never ticked (a node slow to start or to discover its peers on a loaded
+                # machine): nothing was measured, so run it once more from scratch
+                print(f"  {clip.stem}: the graph did not start ({proc.stderr.strip().splitlines()[-1][:160]}); "
+                      "running it again", flush=True)
+                shutil.rmtree(out, ignore_errors=True)
+                continue
             raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         print(f"  {clip.stem}: {time.monotonic() - t0:.0f} s", flush=True)
     return json.loads(report.read_text())
