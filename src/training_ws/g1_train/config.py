@@ -168,6 +168,12 @@ class EnvCfg:
     #: whose actions label the student's states in DAgger (`g1-train student` without --teacher); every
     #: loaded clip needs one, the env must simulate with their gains. {} = none (distil our own teacher).
     experts: dict[str, str] = field(default_factory=dict)
+    #: position feedback of the experts' labels: an expert is shown the robot's pelvis this many times as
+    #: far (world x/y) from the reference pelvis as it is, so its label walks the robot back onto the
+    #: clip's path (1 = the expert as trained; its position term was trained under +-0.25 m of noise, and
+    #: it barely corrects an offset: README "Position feedback of the labels"). The student observes the true
+    #: offset (ref_root_pos_xy) and learns the correction; deployment is unchanged.
+    expert_position_gain: float = 1.0
     #: physics backend (g1_train.physics): "batch" = MuJoCo 4's mujoco.batch, one MjModel for all envs,
     #: per-env randomised fields, stepped on a C++ thread pool over the CPU cores (the fastest on CPUs);
     #: "mujoco" = C-MuJoCo, one MjData (+ one 80 MB MjModel copy when randomised) per env in a Python

@@ -148,7 +148,8 @@ class TrackingEnv:
         self.feedback = BalanceFeedback(self.obs_cfg, cfg.balance_feedback, self.action_scale) \
             if cfg.balance_feedback else None
         #: motion experts labelling every state (obs["expert_action"], g1_train.experts), or None
-        self.expert = MotionExperts(cfg.experts, list(motions.names), n, self.kp, self.kd) if cfg.experts else None
+        self.expert = MotionExperts(cfg.experts, list(motions.names), n, self.kp, self.kd,
+                                    position_gain=cfg.expert_position_gain) if cfg.experts else None
         if cfg.rewards.key_body_frame not in KEY_BODY_FRAMES:
             raise ValueError(f"env.rewards.key_body_frame {cfg.rewards.key_body_frame!r}: expected one of "
                              f"{KEY_BODY_FRAMES}")

@@ -64,6 +64,18 @@ class ExternalExpert:
         return art.action_to_target(self.controller.run_model(obs, ExternalPolicyController.time_step(window)))
 
 
+def shown_position(root_pos: np.ndarray, ref_root_pos: np.ndarray, gain: float) -> np.ndarray:
+    """(N, 3) the pelvis position an expert is shown: moved away from the reference pelvis in x/y so that its
+    offset is ``gain`` times the true one (height unchanged). Every position term an expert computes (its
+    anchor body's offset from the reference's) grows by ``(gain - 1)`` times the pelvis offset; nothing else
+    it observes depends on the world position."""
+    if gain == 1.0:
+        return root_pos
+    shown = np.array(root_pos, dtype=np.float64, copy=True)
+    shown[:, :2] -= (gain - 1.0) * (np.asarray(ref_root_pos)[:, :2] - shown[:, :2])
+    return shown
+
+
 def base_clip_name(name: str) -> str:
     """The clip a loaded motion came from (``B_Fence1@stand_start`` -> ``B_Fence1``)."""
     return name.split("@", 1)[0]
@@ -75,7 +87,12 @@ class MotionExperts:
     its motion mirrored."""
 
     def __init__(self, experts: dict[str, str], clip_names: list[str], num_envs: int, kp: np.ndarray,
-                 kd: np.ndarray):
+                 kd: np.ndarray, position_gain: float = 1.0):
+        if not (np.isfinite(position_gain) and position_gain >= 1.0):
+            raise ValueError(f"env.expert_position_gain: {position_gain!r}; expected a number >= 1 (1 = the expert "
+                             "as trained)")
+        #: the experts see the pelvis x/y offset from the reference x this (env.expert_position_gain)
+        self.position_gain = float(position_gain)
         if not isinstance(experts, dict) or not experts:
             raise ValueError(f"env.experts: expected a mapping {{clip name: policy.onnx}}, got {experts!r}")
         mirrored = [n for n in clip_names if "@mirror" in n]
@@ -113,10 +130,11 @@ class MotionExperts:
         n = self.last_target.shape[0]
         out = np.empty_like(self.last_target)
         lin_vel_body = np.einsum("nji,nj->ni", quat_to_rotmat(state.root_quat), state.root_lin_vel)  # R^T v
+        base_pos = shown_position(state.root_pos, ref.root_pos[:, 0], self.position_gain)
         for i in range(n):
             rs = RobotState(joint_pos=state.joint_pos[i], joint_vel=state.joint_vel[i],
                             base_quat_wxyz=state.imu_quat[i], base_ang_vel_body=state.imu_gyro[i],
-                            base_pos_world=state.root_pos[i], base_lin_vel_body=lin_vel_body[i])
+                            base_pos_world=base_pos[i], base_lin_vel_body=lin_vel_body[i])
             window = SimpleNamespace(joint_pos=ref.joint_pos[i], joint_vel=ref.joint_vel[i],
                                      root_pos=ref.root_pos[i], root_quat_wxyz=ref.root_quat_wxyz[i],
                                      times_s=ref.times_s[i])

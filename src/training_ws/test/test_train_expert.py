@@ -153,3 +153,61 @@ def test_student_distils_the_expert_through_the_cli(fence1, g1_moves, train_pyth
     with pytest.raises(AssertionError, match="one teacher, not two"):
         run_in_train_venv(train_python, ["-m", "g1_train.cli", "student", *common, "--teacher", str(tmp_path / "student"),
                                          "--iterations", "1", "--out", str(tmp_path / "two")], timeout=300)
+
+
+def test_position_gain_shows_the_expert_a_larger_offset(fence1, g1_moves):
+    """env.expert_position_gain = K: the expert's anchor-position term grows by (K - 1) x the pelvis x/y
+    offset (in the robot's anchor frame); every other term is what the expert sees at gain 1."""
+    from g1_tracker_policy.external_controller import ExternalObservation
+    from g1_tracker_policy.observation import quat_to_rotmat
+    from g1_train.experts import shown_position
+
+    env = _env(fence1, g1_moves)
+    for _ in range(10):
+        env.step(env.obs["expert_action"].astype(np.float64))
+    s, ref = env.state, env.reference()
+    root = s.root_pos.copy()
+    root[:, :2] += np.array([[0.12, -0.07], [-0.05, 0.09]])  # the robot off the reference pelvis
+    shown = shown_position(root, ref.root_pos[:, 0], 4.0)
+    np.testing.assert_allclose(shown[:, 2], root[:, 2])
+    np.testing.assert_allclose(shown[:, :2] - ref.root_pos[:, 0, :2], 4.0 * (root[:, :2] - ref.root_pos[:, 0, :2]))
+    assert shown_position(root, ref.root_pos[:, 0], 1.0) is root
+    builder = ExternalObservation(ext.load_policy(fence1))
+    window = SimpleNamespace(joint_pos=ref.joint_pos[0], joint_vel=ref.joint_vel[0], root_pos=ref.root_pos[0],
+                             root_quat_wxyz=ref.root_quat_wxyz[0], times_s=ref.times_s[0])
+
+    def terms(pos):
+        state = RobotState(joint_pos=s.joint_pos[0], joint_vel=s.joint_vel[0], base_quat_wxyz=s.imu_quat[0],
+                           base_ang_vel_body=s.imu_gyro[0], base_pos_world=pos, base_lin_vel_body=np.zeros(3))
+        return builder.terms(state, window, np.zeros(29))
+
+    true, seen = terms(root[0]), terms(shown[0])
+    anchor_rot = quat_to_rotmat(builder.kin.pose(root[0], s.imu_quat[0], s.joint_pos[0])[1])
+    extra = anchor_rot.T @ (3.0 * np.r_[ref.root_pos[0, 0, :2] - root[0, :2], 0.0])
+    np.testing.assert_allclose(seen["motion_anchor_pos_b"], true["motion_anchor_pos_b"] + extra, atol=1e-9)
+    for name in true:
+        if name != "motion_anchor_pos_b":
+            np.testing.assert_allclose(seen[name], true[name], err_msg=name)
+    with pytest.raises(ValueError, match="env.expert_position_gain"):
+        _env(fence1, g1_moves, "env.expert_position_gain=0.5")
+
+
+def test_position_gain_walks_the_robot_back_onto_the_path(fence1, g1_moves):
+    """Started 12 cm off the reference pelvis (x), the B_Fence1 expert as trained (gain 1) is still
+    ~12 cm off after 2 s; its labels at gain 4 close a quarter of it (measured 0.123 vs 0.094 m)."""
+    final = {}
+    for gain in (1.0, 4.0):
+        env = _env(fence1, g1_moves, f"env.expert_position_gain={gain}")
+        qpos, qvel = np.zeros((2, env.base_model.nq)), np.zeros((2, env.base_model.nv))
+        ref = env.reference(np.array([0]))
+        qpos[:, :3] = ref.root_pos[:, 0] + np.array([0.12, 0.0, 0.0])
+        qpos[:, 3:7] = ref.root_quat_wxyz[:, 0]
+        qpos[:, 7:] = ref.joint_pos[:, 0]
+        env.physics.reset_envs(np.arange(2), qpos, qvel)
+        env.physics.gather(env.state, np.arange(2))
+        env.obs = env._observe()
+        for _ in range(100):
+            _, _, term, _, _ = env.step(env.obs["expert_action"].astype(np.float64))
+            assert not term[0], f"gain {gain}: the expert fell"
+        final[gain] = float(np.linalg.norm(env.state.root_pos[0, :2] - env.reference().root_pos[0, 0, :2]))
+    assert final[1.0] > 0.10 and final[4.0] < 0.85 * final[1.0], final
