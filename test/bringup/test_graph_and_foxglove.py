@@ -169,8 +169,9 @@ def test_track_simulates_with_the_physics_profile_the_policy_was_trained_with(tm
     args = argparse.Namespace(physics_profile=None, policy_sidecar=None, base_lin_vel=None)
     assert track._resolve_physics_profile(args, str(path)) == "actuator_200hz"
     shipped = default_policy()
-    if shipped:  # trained before profiles existed: no profile named, sim.yaml's (drivers_500hz) applies
-        assert track._resolve_physics_profile(args, str(shipped)) == ""
+    if shipped:  # the profile its provenance names; none (trained before profiles existed): sim.yaml's applies
+        named = contract.load_artifact(shipped, check_golden=False).provenance.get("physics_profile", "")
+        assert track._resolve_physics_profile(args, str(shipped)) == named
     args.physics_profile = "drivers_500hz"
     assert track._resolve_physics_profile(args, str(path)) == "drivers_500hz"
     args.physics_profile = "fast"
@@ -242,7 +243,10 @@ def test_clip_is_reanchored_after_the_blend_for_policies_that_observe_its_positi
     assert reanchors(ours_pos) and reanchors(mjlab)
     assert not reanchors(ours_plain) and not reanchors("")
     shipped = default_policy()
-    assert shipped is not None and not reanchors(shipped)  # the shipped policy observes no position
+    assert shipped is not None  # re-anchored exactly when it observes the reference's position
+    from g1_tracker_policy import contract
+    terms = contract.load_artifact(shipped, check_golden=False).observation.reference_terms
+    assert reanchors(shipped) == ("ref_root_pos_xy" in terms)
     assert reanchors(ours_plain, "on") and not reanchors(ours_pos, "off")
     with pytest.raises(ValueError, match="reanchor_after_blend"):
         tracking_graph(GraphOptions(policy=str(ours_pos), reanchor_after_blend="maybe"))
