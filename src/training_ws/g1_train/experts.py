@@ -91,7 +91,7 @@ class MotionExperts:
         if not (np.isfinite(position_gain) and position_gain >= 1.0):
             raise ValueError(f"env.expert_position_gain: {position_gain!r}; expected a number >= 1 (1 = the expert "
                              "as trained)")
-        #: the experts see the pelvis x/y offset from the reference x this (env.expert_position_gain)
+        #: the experts are shown the pelvis x/y offset from the reference times this (env.expert_position_gain)
         self.position_gain = float(position_gain)
         if not isinstance(experts, dict) or not experts:
             raise ValueError(f"env.experts: expected a mapping {{clip name: policy.onnx}}, got {experts!r}")

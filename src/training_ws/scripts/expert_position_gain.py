@@ -24,8 +24,8 @@ from g1_train.motions import load_motion_set  # noqa: E402
 REPORT_S = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
 
 
-def root_xy_error(cfg, ms, offset_m: float, seconds: float, repeats: int, seed: int) -> np.ndarray:
-    """(T + 1, N) pelvis x/y error (m) per step and env; NaN after an env's episode ended."""
+def root_xy_error(cfg, ms, offset_m: float, seconds: float, repeats: int, seed: int) -> tuple[np.ndarray, float]:
+    """((T + 1, N) pelvis x/y error (m) per step and env, NaN after an env's episode ended; the step (s))."""
     c = copy.deepcopy(cfg.env)
     clips = np.repeat(np.arange(ms.num_clips), repeats)
     n = clips.size
@@ -44,7 +44,7 @@ def root_xy_error(cfg, ms, offset_m: float, seconds: float, repeats: int, seed: 
         out.append(np.where(running, err, np.nan))
         _, _, terminated, time_out, _ = env.step(env.obs["expert_action"].astype(np.float64))
         running &= ~(terminated | time_out)
-    return np.array(out)
+    return np.array(out), env.dt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         if not cfg.env.experts:
             p.error(f"{args.config} names no env.experts")
         ms = load_motion_set(cfg.env.motions, split="train", augmented=False)
-        h = root_xy_error(cfg, ms, args.offset, args.seconds, args.repeats, args.seed)
+        h, dt = root_xy_error(cfg, ms, args.offset, args.seconds, args.repeats, args.seed)
         cells = []
         for t in (t for t in REPORT_S if t <= args.seconds):
-            row = h[int(round(t / 0.02))]
+            row = h[int(round(t / dt))]
             cells.append(f"{t:g} s: {1000 * np.nanmedian(row):.0f} mm ({np.sum(~np.isnan(row))} up)")
         print(f"gain {gain:g}, {h.shape[1]} envs ({ms.num_clips} clips), start <= {args.offset:g} m off: "
               + ", ".join(cells), flush=True)
