@@ -276,13 +276,20 @@ def restore_rank_state(runner, env, campaign: dict) -> dict:
 SLIM_NAME = "policy.pt"
 
 
+#: a student checkpoint's averaged weights (train.WeightAverage, AlgoCfg.weight_average) and their settings
+AVERAGE_KEY, AVERAGE_INFO_KEY = "student_average_state_dict", "weight_average"
+
+
 def write_slim_snapshot(run_dir: Path, saved: dict, iteration: int, config: dict) -> Path:
     """``policy.pt``: only what acting needs - the actor (teacher) or student network with its observation
     normaliser - plus the iteration and the config. Small enough to commit; ``--teacher policy.pt``
     distils from it, ``export`` exports a student's."""
     key = "student_state_dict" if "student_state_dict" in saved else "actor_state_dict"
-    slim = {key: {k: v.detach().cpu().clone() for k, v in saved[key].items()}, "iter": int(iteration), "infos": None,
+    weights = saved.get(AVERAGE_KEY, saved[key])  # a student's averaged weights where it keeps them
+    slim = {key: {k: v.detach().cpu().clone() for k, v in weights.items()}, "iter": int(iteration), "infos": None,
             "slim": True, "config": config}
+    if AVERAGE_KEY in saved:
+        slim["weights"] = {"average": saved.get(AVERAGE_INFO_KEY, {})}
     return atomic_save(slim, Path(run_dir) / SLIM_NAME)
 
 

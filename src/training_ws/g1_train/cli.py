@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="no network: an artifact of --config's env.balance_feedback alone (g1_train.feedback)")
     p.add_argument("--out", required=True, help="output .onnx path")
     p.add_argument("--name", help="artifact name (provenance); default: the file stem")
+    p.add_argument("--live", action="store_true",
+                   help="a run with student_algo.weight_average: export its live weights instead of the average")
     p.add_argument("--model-kind", choices=["moe", "mlp", "transformer_window", "transformer_kv"],
                    help="artifact model kind; a transformer student: transformer_window (default; the node "
                         "recomputes the rolling context every tick) or transformer_kv (KV cache, one new token "
@@ -198,9 +200,11 @@ def main(argv: list[str] | None = None) -> int:
                 art = export_feedback_only(load_config(args.config, args.set), args.out, name=args.name)
             else:
                 cfg = _config_for_checkpoint(args)
-                art = export_student(cfg, args.checkpoint, args.out, name=args.name, model_kind=args.model_kind)
+                art = export_student(cfg, args.checkpoint, args.out, name=args.name, model_kind=args.model_kind,
+                                     live=args.live)
+            weights = art.provenance.get("weights", "live") if not args.feedback_only else None
             print(f"exported {art.model_kind} policy to {art.path} (observation size {art.observation.size}, "
-                  f"golden vectors checked by ONNX Runtime)")
+                  f"golden vectors checked by ONNX Runtime" + (f"; weights: {weights}" if weights else "") + ")")
         else:
             _eval(args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:

@@ -28,6 +28,7 @@ from tensordict import TensorDict
 from g1_description import robot
 from g1_tracker_policy import contract
 
+from . import campaign
 from .checkpoint_io import load_checkpoint
 from .config import TrainCfg, to_dict
 from .env import action_scales, pd_gains
@@ -57,7 +58,10 @@ class WithFeedback(torch.nn.Module):
         return out + self.feedback(current)
 
 
-def load_student(cfg: TrainCfg, checkpoint: Path, obs: TensorDict):
+def load_student(cfg: TrainCfg, checkpoint: Path, obs: TensorDict, live: bool = False):
+    """The student of a checkpoint (run directory, model_<it>.pt or slim policy.pt): its averaged weights
+    where the run kept them (``student_algo.weight_average``), else - or with ``live`` - the live ones.
+    The model's ``weights`` attribute says which (provenance)."""
     from rsl_rl.utils import resolve_class
 
     cls, kwargs = resolve_class(model_dict(cfg.student, cfg, stochastic=True, learn_std=False))
@@ -69,7 +73,13 @@ def load_student(cfg: TrainCfg, checkpoint: Path, obs: TensorDict):
     if cfg.student.kind == "transformer":  # checkpoints of the first architecture stay exportable
         kwargs["arch"] = transformer_arch_of(state["student_state_dict"])
     model = cls(obs, groups, "student", robot.NUM_JOINTS, **kwargs)
-    model.load_state_dict(state["student_state_dict"])
+    if not live and campaign.AVERAGE_KEY in state:
+        model.load_state_dict(state[campaign.AVERAGE_KEY])
+        weights = {"average": state.get(campaign.AVERAGE_INFO_KEY, {})}
+    else:
+        model.load_state_dict(state["student_state_dict"])
+        weights = state.get("weights", "live")  # a slim policy.pt of an averaging run holds the average
+    model.weights = weights
     return model.eval()
 
 
@@ -83,8 +93,10 @@ def _golden_rollout(cfg: TrainCfg):
 
 
 def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, golden_steps: int | None = None,
-                   name: str | None = None, model_kind: str | None = None) -> contract.PolicyArtifact:
-    """``model_kind``: the artifact kind, one of ``EXPORT_KINDS[cfg.student.kind]`` (default: the first).
+                   name: str | None = None, model_kind: str | None = None,
+                   live: bool = False) -> contract.PolicyArtifact:
+    """``live``: export the live weights of a run that also kept averaged ones (:func:`load_student`).
+    ``model_kind``: the artifact kind, one of ``EXPORT_KINDS[cfg.student.kind]`` (default: the first).
     ``golden_steps``: length of the golden rollout (default 6, or C + 4 for a Transformer of context C)."""
     allowed = EXPORT_KINDS.get(cfg.student.kind)
     if allowed is None:
@@ -94,7 +106,7 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
         raise ValueError(f"a {cfg.student.kind} student exports as {' or '.join(allowed)}, not {kind!r}")
     ckpt = latest_checkpoint(checkpoint)
     env, venv = _golden_rollout(cfg)
-    model = load_student(cfg, ckpt, venv.get_observations())
+    model = load_student(cfg, ckpt, venv.get_observations(), live=live)
     if golden_steps is None:
         golden_steps = max(6, model.context + 4) if isinstance(model, CausalTransformerModel) else 6
 
@@ -133,6 +145,7 @@ def export_student(cfg: TrainCfg, checkpoint: str | Path, out_path: str | Path, 
     provenance = {
         "trainer": "g1_train (rsl-rl-lib DAgger distillation of a GMT-style MoE teacher)",
         "student": cfg.student.kind, "parameters": count_parameters(model), "checkpoint": str(ckpt),
+        "weights": model.weights,
     }
     if isinstance(model, CausalTransformerModel):
         # the window the student was trained on; a KV artifact caches C-1 steps and attends to C

@@ -291,6 +291,41 @@ def latest_checkpoint(path: str | Path) -> Path:
     return ckpts[-1]
 
 
+class WeightAverage:
+    """Exponential moving average of a module's parameters, ``decay`` per :meth:`update` (one learning
+    iteration); :meth:`state_dict` is the module's state dict with the averaged parameters in place of the
+    live ones and its buffers (the observation normaliser) as they are now. DAgger goes on acting and
+    learning with the live weights; the average is what gets exported."""
+
+    def __init__(self, module: torch.nn.Module, decay: float, average: dict | None = None, updates: int = 0):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"student_algo.weight_average {decay}: a decay per iteration in (0, 1), e.g. 0.998 "
+                             "(0 turns averaging off)")
+        self.decay, self.updates = float(decay), int(updates)
+        live = dict(module.named_parameters())
+        self.average = {n: p.detach().clone() for n, p in live.items()}
+        if average is not None:
+            missing = sorted(set(live) - set(average))
+            if missing:
+                raise ValueError(f"the checkpoint's averaged weights lack {missing[:5]}: not this student")
+            for n in live:
+                self.average[n].copy_(average[n])
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        for n, p in module.named_parameters():
+            self.average[n].lerp_(p.detach(), 1.0 - self.decay)
+        self.updates += 1
+
+    def state_dict(self, module: torch.nn.Module) -> dict:
+        sd = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        sd.update({n: a.detach().cpu().clone() for n, a in self.average.items()})
+        return sd
+
+    def info(self) -> dict:
+        return {"decay": self.decay, "updates": self.updates}
+
+
 class _LegOver(Exception):
     """Raised at an iteration boundary (after the checkpoint) to end a campaign leg early."""
 
@@ -306,6 +341,10 @@ def _write_checkpoint(runner, cfg: TrainCfg, it: int, totals: dict, reason: str)
         return
     saved = runner.alg.save()
     saved["iter"], saved["infos"] = it, None
+    average = getattr(runner, "weight_average", None)
+    if average is not None:
+        saved[campaign.AVERAGE_KEY] = average.state_dict(runner.alg._raw_student)
+        saved[campaign.AVERAGE_INFO_KEY] = average.info()
     saved["campaign"] = {"format": campaign.FORMAT, "ranks": states, "env_steps": int(totals["env_steps"]),
                          "wall_s": float(totals["wall_s"]), "leg": int(totals["leg"])}
     path = campaign.atomic_save(saved, Path(log_dir) / f"model_{it}.pt")
@@ -351,6 +390,9 @@ def _with_progress(runner, iterations: int, desc: str, cfg: TrainCfg | None = No
         rates = [e["/tracking/success_rate"] for e in extras if "/tracking/success_rate" in e]
         if rates:
             entry["train_success"] = round(float(np.mean(rates)), 4)
+        average = getattr(runner, "weight_average", None)
+        if average is not None:  # after this iteration's update (rsl-rl logs after learning)
+            average.update(runner.alg._raw_student)
         if progress is not None:
             with open(progress, "a") as f:
                 f.write(json.dumps(entry) + "\n")
@@ -408,6 +450,19 @@ def _init_student(runner, init: str, device: str) -> None:
         raise ValueError(f"--init {ckpt}: its student does not fit this config's student "
                          f"(student.* and env.observation must be the ones it was trained with): {detail[:600]}") from e
     print(f"student initialised from {ckpt} (iteration {state.get('iter')}; fresh optimiser)")
+
+
+def _start_average(runner, decay: float, ckpt: Path | None) -> WeightAverage:
+    """The averaged weights: restored from a resumed checkpoint that has them, else started at the live ones."""
+    module = runner.alg._raw_student
+    state = load_checkpoint(ckpt, map_location="cpu") if ckpt is not None else {}
+    if campaign.AVERAGE_KEY in state:
+        info = state.get(campaign.AVERAGE_INFO_KEY, {})
+        print(f"averaged weights restored ({info.get('updates', '?')} iterations, decay {info.get('decay', '?')}; "
+              f"decay now {decay})")
+        return WeightAverage(module, decay, state[campaign.AVERAGE_KEY], int(info.get("updates", 0)))
+    print(f"averaging the student's weights from here (decay {decay} per iteration)")
+    return WeightAverage(module, decay)
 
 
 def _resume_campaign(runner, ckpt: Path, log_dir: Path | None) -> dict:
@@ -553,6 +608,11 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
         print(f"teacher loaded from {tckpt}")
     if init and not resume:
         _init_student(runner, init, cfg.device)
+    if resume:  # the config's rate, not the one the optimiser was saved with (DAgger has no schedule)
+        for group in runner.alg.optimizer.param_groups:
+            group["lr"] = cfg.student_algo.learning_rate
+    if cfg.student_algo.weight_average:
+        runner.weight_average = _start_average(runner, cfg.student_algo.weight_average, ckpt)
     initial = state_digest(runner.alg.save()) if os.environ.get(PARAM_DIGEST_ENV) else None
     _run_leg(runner, cfg, iterations or cfg.student_algo.iterations, f"student {cfg.student.kind} DAgger",
              log_dir, totals, max_seconds, started, ckpt)

@@ -10,6 +10,9 @@
 # G1_MOVES: a dataset checkout (<category>/<clip>/policy/<clip>.onnx) or any folder holding <clip>.onnx
 # files; unset = the Hugging Face dataset. B_Fence1 comes from ../shared/data/policies (the config points
 # there). Every file is checked to load as an mjlab export with the policy node's own loader.
+# Without access to Hugging Face: the RoboJuDo deployment repository github.com/CharlyCS/g1-moves-deploy
+# holds exports of all seven names flat in RoboJuDo/assets/models/g1/beyondmimic/ (used on 2026-12-07:
+# G1_MOVES=<that folder>).
 set -euo pipefail
 WS="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$WS/runs/data/g1moves_experts"

@@ -155,6 +155,55 @@ def test_student_distils_the_expert_through_the_cli(fence1, g1_moves, train_pyth
                                          "--iterations", "1", "--out", str(tmp_path / "two")], timeout=300)
 
 
+def test_averaged_weights_are_kept_resumed_and_exported(fence1, g1_moves, train_python, tmp_path):
+    """student_algo.weight_average: every checkpoint keeps the live student (DAgger acts and learns with it)
+    and its average; a resumed leg goes on averaging; policy.pt and export take the average, --live the
+    live weights."""
+    motions = f"env.motions.sources=[{g1_moves / 'bonus' / 'B_Fence1.csv'}]"
+    common = ["--config", str(CONFIG), "--set", f"env.experts={{B_Fence1: {fence1}}}", "--set", motions,
+              "--set", "env.num_envs=4", "--set", "student_algo.num_steps_per_env=12",
+              "--set", "student_algo.gradient_length=4", "--set", "student_algo.weight_average=0.5",
+              "--set", "student_algo.learning_rate=0.01"]
+    run = tmp_path / "student"
+    run_in_train_venv(train_python, ["-m", "g1_train.cli", "student", *common, "--iterations", "2", "--out", str(run)],
+                      timeout=300)
+    out = run_in_train_venv(train_python, ["-m", "g1_train.cli", "student", *common, "--resume", str(run),
+                                           "--iterations", "1"], timeout=300).stdout
+    assert "averaged weights restored (2 iterations, decay 0.5" in out
+    code = """if True:
+        import sys, torch
+        from g1_train.checkpoint_io import load_checkpoint
+        full, slim = load_checkpoint(sys.argv[1]), load_checkpoint(sys.argv[2])
+        live, avg = full["student_state_dict"], full["student_average_state_dict"]
+        print(full["weight_average"]["updates"], full["optimizer_state_dict"]["param_groups"][0]["lr"])
+        w = "mlp.gate.0.weight"
+        print(float((live[w] - avg[w]).abs().max()), float((slim["student_state_dict"][w] - avg[w]).abs().max()))
+        print(float((live["obs_normalizer._mean"] - avg["obs_normalizer._mean"]).abs().max()))
+    """
+    lines = run_in_train_venv(train_python, ["-c", code, str(run / "model_2.pt"), str(run / "policy.pt")],
+                              timeout=120).stdout.split("\n")
+    updates, lr = lines[0].split()
+    assert int(updates) == 3 and float(lr) == 0.01
+    differ, slim_differ = map(float, lines[1].split())
+    assert differ > 1e-6 and slim_differ == 0.0  # the average lags the live weights; policy.pt is the average
+    assert float(lines[2]) == 0.0  # the normaliser is the live one
+    import onnx
+    from onnx import numpy_helper
+
+    from g1_tracker_policy.contract import load_artifact
+
+    acts = {}
+    for flag in ([], ["--live"]):
+        dst = tmp_path / f"student{''.join(flag)}.onnx"
+        run_in_train_venv(train_python, ["-m", "g1_train.cli", "export", "--checkpoint", str(run / "model_2.pt"),
+                                         "--out", str(dst), *flag], timeout=300)
+        weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(dst)).graph.initializer}
+        acts[bool(flag)] = (load_artifact(dst).provenance["weights"], weights)
+    assert acts[False][0] == {"average": {"decay": 0.5, "updates": 3}} and acts[True][0] == "live"
+    assert acts[False][1].keys() == acts[True][1].keys()
+    assert any(not np.array_equal(a, acts[True][1][k]) for k, a in acts[False][1].items())
+
+
 def test_position_gain_shows_the_expert_a_larger_offset(fence1, g1_moves):
     """env.expert_position_gain = K: the expert's anchor-position term grows by (K - 1) x the pelvis x/y
     offset (in the robot's anchor frame); every other term is what the expert sees at gain 1."""

@@ -173,3 +173,31 @@ def test_more_ranks_than_gpus_share_them_over_gloo(monkeypatch):
     resolve_distributed(cfg, gpu_count=1)
     assert cfg.device == "cuda:0" and cfg.env.seed == 9 and os.environ[PG_BACKEND_ENV] == "gloo"
     monkeypatch.delenv(PG_BACKEND_ENV)
+
+
+def test_weight_average_is_an_ema_of_the_parameters_with_the_live_buffers():
+    from g1_train.train import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    start = {n: p.detach().clone() for n, p in net.named_parameters()}
+    avg = WeightAverage(net, 0.75)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+        net[1].running_mean.fill_(5.0)  # a buffer (like the observation normaliser): taken as it is
+    avg.update(net)
+    sd = avg.state_dict(net)
+    for n, p in net.named_parameters():
+        torch.testing.assert_close(sd[n], start[n] + 0.25)  # 0.75 * w0 + 0.25 * (w0 + 1)
+    torch.testing.assert_close(sd["1.running_mean"], torch.full((2,), 5.0))
+    assert avg.info() == {"decay": 0.75, "updates": 1}
+    # restored from a checkpoint's average, it goes on from there
+    again = WeightAverage(net, 0.75, sd, updates=1)
+    torch.testing.assert_close(again.state_dict(net)["0.weight"], sd["0.weight"])
+    for bad in (0.0, 1.0, -0.1):
+        try:
+            WeightAverage(net, bad)
+        except ValueError as e:
+            assert "weight_average" in str(e)
+        else:
+            raise AssertionError(f"decay {bad} accepted")
