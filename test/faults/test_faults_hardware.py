@@ -27,6 +27,8 @@ from hw_fault_helpers import (FakeRobot, StandCommands, assert_lowcmds_sane, kil
 from unitree_hg.msg import LowCmd
 
 MODE_MACHINE = 5
+#: what the driver logs when its joint_command stream goes stale (damping until commands resume)
+COMMAND_STALL_LOG = "no joint_command for >"
 LOWCMD_READER = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT)  # newest frames only
 FAKE = ("-m", "g1_hardware.fake_g1", "--ros-args", "-p", f"mode_machine:={MODE_MACHINE}")
 # lowstate_timeout_s 0.25 s rather than 0.1: the fake G1 is a Python 500 Hz loop on a shared 2-core
@@ -94,16 +96,33 @@ def test_driver_refuses_nan_state_and_damps_on_nan_mode_machine_change_and_lowst
     figures = {}
 
     def armed_then(fault: dict, name: str, restore: dict | None = None) -> None:
-        probe.spin_for(0.3)
-        result = arm(probe)
-        assert result.success, f"{name}: {result.message}"
-        commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0, f"{name}: the robot to run the stand gains")
-        robot.inject(commands, **fault)
-        # the policy keeps commanding: a disarmed driver must not pass any of it on
-        commands.send_until(lambda: robot.latest["damping_after_ms"] is not None, 10.0,
-                            f"{name}: damping frames accepted by the robot")
-        commands.send_for(0.6)
-        status = robot.latest
+        settle_s = 0.3
+        for attempt in range(3):
+            probe.spin_for(settle_s)
+            stalls = log_text(node_processes, driver).count(COMMAND_STALL_LOG)
+            result = arm(probe)
+            assert result.success, f"{name}: {result.message}"
+            commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0,
+                                f"{name}: the robot to run the stand gains")
+            robot.inject(commands, **fault)
+            # the policy keeps commanding: a disarmed driver must not pass any of it on
+            commands.send_until(lambda: robot.latest["damping_after_ms"] is not None, 10.0,
+                                f"{name}: damping frames accepted by the robot")
+            commands.send_for(0.6)
+            status = robot.latest
+            # This test's own command stream stalled past command_timeout_s (a loaded machine: CI once saw
+            # it 12 ms after a lowstate-loss injection): the driver damped for that, as it must, and went
+            # stiff again when the commands came back, so the fault's damping was not what got measured.
+            # Measure the phase again; a driver that goes stiff after a fault without such a stall fails.
+            early = "silence_s" in fault and status["damping_after_ms"] < LOWSTATE_TIMEOUT_S * 1e3 * 0.9
+            if (log_text(node_processes, driver).count(COMMAND_STALL_LOG) > stalls and attempt < 2
+                    and (status["stiff_after_damping"] or early)):
+                print(f"{name}: the test's commands stalled past command_timeout_s; measuring again")
+                if restore:
+                    robot.inject(**restore)
+                settle_s = 0.3 + fault.get("silence_s", 0.0)  # arming needs lowstate back
+                continue
+            break
         assert status["stiff_after_damping"] == 0, f"{name}: stiff frames after damping: {status}"
         assert status["kd_min"] > 0 and status["kp_sum"] == 0, status
         figures[name] = round(status["damping_after_ms"], 1)

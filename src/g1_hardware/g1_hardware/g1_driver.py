@@ -226,11 +226,10 @@ class G1Driver(Node):
                 return False  # shutting down (Ctrl-C invalidates the context before destroy_node runs)
         was_damping, self._was_damping = self._was_damping, damping
         if damping != was_damping:
-                was_damping = damping
-                if damping:
-                    self.get_logger().error(f"no joint_command for > {self.params['command_timeout_s']} s: damping")
-                else:
-                    self.get_logger().info("joint_command resumed")
+            if damping:
+                self.get_logger().error(f"no joint_command for > {self.params['command_timeout_s']} s: damping")
+            else:
+                self.get_logger().info("joint_command resumed")
         return True
 
     def destroy_node(self):
