@@ -452,10 +452,10 @@ def _init_student(runner, init: str, device: str) -> None:
     print(f"student initialised from {ckpt} (iteration {state.get('iter')}; fresh optimiser)")
 
 
-def _start_average(runner, decay: float, ckpt: Path | None) -> WeightAverage:
-    """The averaged weights: restored from a resumed checkpoint that has them, else started at the live ones."""
+def _start_average(runner, decay: float, state: dict) -> WeightAverage:
+    """The averaged weights: restored from the resumed checkpoint's ``state`` where it has them, else
+    started at the live ones."""
     module = runner.alg._raw_student
-    state = load_checkpoint(ckpt, map_location="cpu") if ckpt is not None else {}
     if campaign.AVERAGE_KEY in state:
         info = state.get(campaign.AVERAGE_INFO_KEY, {})
         print(f"averaged weights restored ({info.get('updates', '?')} iterations, decay {info.get('decay', '?')}; "
@@ -465,11 +465,10 @@ def _start_average(runner, decay: float, ckpt: Path | None) -> WeightAverage:
     return WeightAverage(module, decay)
 
 
-def _resume_campaign(runner, ckpt: Path, log_dir: Path | None) -> dict:
-    """Restore this rank's task state, RNGs and logger statistics from a campaign checkpoint (read with
-    ``weights_only=True``: the format holds tensors and plain types only); truncate progress.jsonl after
-    the checkpoint's iteration. Returns the running totals."""
-    state = load_checkpoint(ckpt, map_location="cpu")
+def _resume_campaign(runner, ckpt: Path, log_dir: Path | None, state: dict) -> dict:
+    """Restore this rank's task state, RNGs and logger statistics from a campaign checkpoint (``state``:
+    ``ckpt`` as read by ``load_checkpoint``, weights-only: the format holds tensors and plain types only);
+    truncate progress.jsonl after the checkpoint's iteration. Returns the running totals."""
     it = int(state["iter"])
     totals = {"env_steps": 0, "wall_s": 0.0, "leg": 0}
     info: dict = {"env_restored": False, "rng_restored": False}
@@ -537,7 +536,7 @@ def train_teacher(cfg: TrainCfg, out: str | None = None, resume: str | None = No
     if resume:
         ckpt = latest_checkpoint(resume)
         runner.load(str(ckpt), map_location=cfg.device)
-        totals = _resume_campaign(runner, ckpt, log_dir)
+        totals = _resume_campaign(runner, ckpt, log_dir, load_checkpoint(ckpt, map_location="cpu"))
         runner.current_learning_iteration += 1  # the checkpoint's iteration is done: continue after it
     initial = state_digest(runner.alg.save()) if os.environ.get(PARAM_DIGEST_ENV) else None
     _run_leg(runner, cfg, iterations or cfg.teacher_algo.iterations, "teacher PPO", log_dir, totals,
@@ -579,7 +578,7 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
     runner = StudentRunner(venv, runner_cfg, log_dir=log_dir and str(log_dir), device=cfg.device)
     runner.logger.git_status_repos = []
     apply_learner_settings(runner, cfg)
-    totals, ckpt = {"env_steps": 0, "wall_s": 0.0, "leg": 0}, None
+    totals, ckpt, state = {"env_steps": 0, "wall_s": 0.0, "leg": 0}, None, {}
     if resume:
         ckpt = latest_checkpoint(resume)
         if cfg.env.experts:  # the env labels: no teacher weights to load (rsl-rl would look for an actor)
@@ -588,7 +587,8 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
             runner.alg.teacher_loaded = True
         else:  # a distillation checkpoint: student, teacher, optimiser, iteration
             runner.load(str(ckpt), map_location=cfg.device)
-        totals = _resume_campaign(runner, ckpt, log_dir)
+        state = load_checkpoint(ckpt, map_location="cpu")
+        totals = _resume_campaign(runner, ckpt, log_dir, state)
         runner.current_learning_iteration += 1
     elif cfg.env.experts:
         if teacher:
@@ -612,7 +612,7 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
         for group in runner.alg.optimizer.param_groups:
             group["lr"] = cfg.student_algo.learning_rate
     if cfg.student_algo.weight_average:
-        runner.weight_average = _start_average(runner, cfg.student_algo.weight_average, ckpt)
+        runner.weight_average = _start_average(runner, cfg.student_algo.weight_average, state)
     initial = state_digest(runner.alg.save()) if os.environ.get(PARAM_DIGEST_ENV) else None
     _run_leg(runner, cfg, iterations or cfg.student_algo.iterations, f"student {cfg.student.kind} DAgger",
              log_dir, totals, max_seconds, started, ckpt)
