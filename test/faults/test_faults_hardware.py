@@ -145,6 +145,37 @@ def test_driver_refuses_nan_state_and_damps_on_nan_mode_machine_change_and_lowst
     print(f"driver damping after the fault (ms, measured by the fake G1): {figures}")
 
 
+def test_driver_stays_damped_when_a_lost_command_stream_comes_back(node_processes, probe):
+    """The driver went stiff again the moment joint_command resumed after any gap, however long: a policy
+    restarted after the robot sagged under seconds of damping snapped it onto its target. Now a gap past
+    command_loss_fault_s (0.5 s) is a latched fault: the returning commands reach the robot only after
+    g1_driver/arm is called again."""
+    lowcmds = probe.record(LowCmd, "lowcmd", LOWCMD_READER)
+    states = probe.record(JointState, topics.JOINT_STATES, topics.CONTROL_QOS)
+    node_processes.start(*FAKE, name="fake_g1")
+    driver = node_processes.start(*DRIVER, name="g1_driver")
+    robot = FakeRobot(probe)
+    commands = StandCommands(probe)
+    probe.spin_until(lambda: robot.latest is not None and len(states) > 5, 30.0, "the fake G1 through the driver")
+    commands.send_until(lambda: commands.pub.get_subscription_count() > 0, 10.0, "the driver's command reader")
+    assert arm(probe).success
+    commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0, "the robot to run the stand gains")
+    robot.inject(commands)  # no fault: marks the moment the measurement starts
+    probe.spin_for(1.0)  # the policy is gone for 1 s
+    commands.send_for(1.0)  # and comes back
+    status = robot.latest
+    assert status["damping_after_ms"] is not None and status["stiff_after_damping"] == 0, status
+    assert status["kp_sum"] == 0 and status["kd_min"] > 0, status
+    log = log_text(node_processes, driver)
+    assert "command_loss_fault_s" in log and "joint_command resumed" not in log, log
+    assert arm(probe).success  # re-armed: the commands actuate again
+    commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0, "the stand gains after re-arming")
+    assert_lowcmds_sane(lowcmds)
+    assert robot.latest["nonfinite_frames"] == 0 and robot.latest["out_of_limit_frames"] == 0, robot.latest
+    assert driver.poll() is None and "Traceback" not in log_text(node_processes, driver)
+    print(f"driver damping after the command stream stopped: {status['damping_after_ms']:.0f} ms")
+
+
 def test_realtime_sim_damps_like_the_robot_when_commands_stop(node_processes, probe):
     """Issue 12 item 5: the real-time simulator held the last stiff target forever once the policy
     died, while the real driver damps after command_timeout_s (0.1 s). Now the sim does the same."""

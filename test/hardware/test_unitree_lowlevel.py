@@ -108,6 +108,33 @@ def test_armed_driver_sends_the_command_then_damping_when_commands_stop():
     assert frame is not None and np.all(frame.kp == 0), "after actuating, disarm means damping, not silence"
 
 
+def test_commands_lost_past_command_loss_fault_s_latch_a_fault():
+    """A gap shorter than command_loss_fault_s damps and resumes; a longer one disarms: the robot has
+    sagged under the damping by then, and a policy that comes back must not snap it stiff."""
+    core = driver(command_loss_fault_s=0.5, lowstate_timeout_s=10.0)
+    assert core.arm(0.0)[0]
+    stand(core, 0.01)
+    assert core.next_frame(0.2).kp[0] == 0 and core.damping_since_timeout  # 0.19 s gap: damping
+    stand(core, 0.3)
+    assert core.next_frame(0.31).kp[0] > 0 and core.armed  # it came back in time: resumes
+    assert core.next_frame(0.8).kp[0] == 0 and core.armed  # 0.5 s gap: still only damping
+    frame = core.next_frame(0.81)  # 0.51 s: a fault
+    assert np.all(frame.kp == 0) and np.all(frame.kd[:29] > 0) and not core.armed
+    (fault,) = core.take_faults()
+    assert "no joint_command for 0.510 s" in fault and "g1_driver/arm" in fault, fault
+    stand(core, 0.9)
+    assert core.next_frame(0.91).kp[0] == 0 and not core.damping_since_timeout, "a returning policy actuated"
+    assert core.arm(0.92)[0]
+    assert core.next_frame(0.93).kp[0] == 0, "the command from before the new arm call actuated"
+    stand(core, 0.94)
+    assert core.next_frame(0.95).kp[0] > 0 and core.take_faults() == []
+
+
+def test_command_loss_fault_s_below_the_command_timeout_is_refused():
+    with pytest.raises(ValueError, match="command_loss_fault_s"):
+        driver(command_timeout_s=0.1, command_loss_fault_s=0.05)
+
+
 @pytest.mark.parametrize("fault, why", [
     ("nan", "NaN/inf readings (joint position of left_knee_joint)"),
     ("imu", "NaN/inf readings (IMU)"),

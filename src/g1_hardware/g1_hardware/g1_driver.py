@@ -4,7 +4,8 @@ joint_command (50 Hz) -> LowCmd_ on ``lowcmd`` (DDS ``rt/lowcmd``), re-sent at 5
 LowState_ on ``lowstate`` (DDS ``rt/lowstate``, 500 Hz) -> joint_states + imu, decimated to 50 Hz.
 Safety (see README.md): nothing is sent until armed (service + parameter); arming is refused on an
 unknown mode_machine / DoF variant or a NaN/out-of-limit reading; commands older than
-``command_timeout_s`` -> damping; disarm, estop, NaN state, a changed mode_machine or lost lowstate ->
+``command_timeout_s`` -> damping, older than ``command_loss_fault_s`` -> a fault (disarm: commands that
+come back need a new arm call); disarm, estop, NaN state, a changed mode_machine or lost lowstate ->
 damping. The driver never dies of its own errors: an exception in a callback or in the writer loop is
 logged and ends in damping frames, which the writer keeps sending.
 """
@@ -49,6 +50,7 @@ PARAMETERS = {
     "writer_rate_hz": 500.0,
     "state_rate_hz": 50.0,
     "command_timeout_s": COMMAND_TIMEOUT_S,
+    "command_loss_fault_s": 0.5,
     "lowstate_timeout_s": 0.1,
     "kp_max": 500.0,
     "kd_max": 50.0,
@@ -78,7 +80,7 @@ class G1Driver(Node):
         self.core = DriverCore(DriverConfig(
             allow_arming=bool(p["allow_arming"]), accepted_mode_machines=tuple(p["accepted_mode_machines"] or ()),
             dof_variant=p["dof_variant"], command_timeout_s=p["command_timeout_s"],
-            lowstate_timeout_s=p["lowstate_timeout_s"], limits=CommandLimits(p["kp_max"], p["kd_max"])))
+            command_loss_fault_s=p["command_loss_fault_s"], lowstate_timeout_s=p["lowstate_timeout_s"], limits=CommandLimits(p["kp_max"], p["kd_max"])))
         self.lock = threading.Lock()  # the core is shared by the executor thread and the writer thread
         self.pub_lowcmd = self.create_publisher(LowCmd, p["lowcmd_topic"], LOWCMD_QOS)
         self.pub_joint_states = self.create_publisher(JointState, topics.JOINT_STATES, topics.CONTROL_QOS)
@@ -215,7 +217,7 @@ class G1Driver(Node):
         """One writer iteration; False when shutting down."""
         with self.lock:
             frame = self.core.next_frame(now)
-            damping = self.core.damping_since_timeout
+            damping, armed = self.core.damping_since_timeout, self.core.armed
         self._log_faults()
         if frame is not None:
             try:
@@ -228,7 +230,7 @@ class G1Driver(Node):
         if damping != was_damping:
             if damping:
                 self.get_logger().error(f"no joint_command for > {self.params['command_timeout_s']} s: damping")
-            else:
+            elif armed:  # not when the gap became a fault (logged by _log_faults) or a disarm
                 self.get_logger().info("joint_command resumed")
         return True
 

@@ -126,6 +126,10 @@ class DriverConfig:
     accepted_mode_machines: tuple[int, ...] = ()
     dof_variant: str = "g1_29dof"
     command_timeout_s: float = COMMAND_TIMEOUT_S  # no fresh joint_command for this long -> damping
+    #: no fresh joint_command for this long -> a fault (disarm): the robot has sagged or fallen under the
+    #: damping by then, and a command stream that comes back must not snap it stiff onto its target from
+    #: there; shorter gaps (a hiccup) resume when commands return
+    command_loss_fault_s: float = 0.5
     #: arming needs a lowstate younger than this; armed, none for this long -> disarm and damping
     lowstate_timeout_s: float = 0.1
     joint_limit_margin_rad: float = 0.2  # arming refuses joint readings this far outside the limits
@@ -136,18 +140,24 @@ class DriverCore:
     """Safety logic of the real-G1 driver. Times are monotonic seconds passed in by the caller.
 
     States: never armed (sends nothing: the robot stays as it is) -> armed (sends the latest command,
-    or damping when commands are older than ``command_timeout_s``) -> disarmed (sends damping; once
-    the driver has actuated the robot it never just goes silent).
+    or damping when commands are older than ``command_timeout_s``; commands that return within
+    ``command_loss_fault_s`` resume) -> disarmed (sends damping; once the driver has actuated the robot
+    it never just goes silent).
 
     Faults while armed disarm (latched: only a new ``arm`` call re-arms) and send damping at once: a
     non-finite reading in lowstate, a mode_machine other than the one armed on (the robot changed mode
     or it is another robot; the damping frames echo the new value so the robot accepts them), no
-    lowstate for ``lowstate_timeout_s``, or an internal error of the driver (:meth:`fault`). Each fault is
+    lowstate for ``lowstate_timeout_s``, no joint_command for ``command_loss_fault_s`` (a dead or stuck
+    policy: whatever it sends when it comes back must not snap a sagged robot stiff), or an internal
+    error of the driver (:meth:`fault`). Each fault is
     queued in ``faults`` for the node to log."""
 
     SUPPORTED_VARIANTS = ("g1_29dof",)
 
     def __init__(self, config: DriverConfig):
+        if not config.command_loss_fault_s >= config.command_timeout_s > 0:
+            raise ValueError(f"need command_loss_fault_s ({config.command_loss_fault_s}) >= command_timeout_s "
+                             f"({config.command_timeout_s}) > 0")
         self.config = config
         self.armed = False
         self.ever_armed = False
@@ -233,6 +243,11 @@ class DriverCore:
         if self.armed and now - self.lowstate_time > self.config.lowstate_timeout_s:
             self.fault(f"no lowstate for {now - self.lowstate_time:.3f} s (> lowstate_timeout_s "
                        f"{self.config.lowstate_timeout_s} s) while armed")
+        if (self.armed and self.command is not None
+                and now - self.command_time > self.config.command_loss_fault_s):
+            self.fault(f"no joint_command for {now - self.command_time:.3f} s (> command_loss_fault_s "
+                       f"{self.config.command_loss_fault_s} s) while armed: commands that come back will not "
+                       "actuate")
         fresh = (self.armed and self.command is not None
                  and now - self.command_time <= self.config.command_timeout_s)
         self.damping_since_timeout = self.armed and self.command is not None and not fresh
