@@ -302,14 +302,17 @@ class TrackingEnv:
         if self.feedback is not None:  # the policy's action is net + feedback (what the artifact outputs)
             action = np.asarray(action, dtype=np.float64) + self.feedback.action_delta(self.obs["policy"])
         self.action[:] = np.clip(np.nan_to_num(action, nan=0.0), -10.0, 10.0)
-        new_target = self.action_base() + self.action_scale * self.action
+        commanded = self.action_base() + self.action_scale * self.action
+        # What deployment applies: the policy node's safety (safety.sanitize_command) clips every position
+        # target to the joint limits, so a target past a limit buys no extra torque here either.
+        new_target = robot.clip_to_limits(commanded)
         dr = self.cfg.randomization
         # 10 physics steps of the drivers' PD; the first `delay` of them still act on the previous target
         self.physics.step(new_target, self.target, delay_in_steps(self.delay, self.profile), self.strength, self.kp,
                           self.kd, self.effort)
         self.target[:] = new_target
-        if self.expert is not None:
-            self.expert.observe_applied(new_target)
+        if self.expert is not None:  # the raw target: an expert's last action in the graph is its raw output
+            self.expert.observe_applied(commanded)
         if dr.enabled:
             self.push_timer -= self.dt
             pushed = np.flatnonzero(self.push_timer <= 0)
@@ -378,7 +381,8 @@ class TrackingEnv:
     def expert_action(self, ref: ReferenceBatch, policy_obs: np.ndarray) -> np.ndarray:
         """(N, 29) float32 the motion expert's label in the student's action space: the network output that
         commands the expert's joint target (the balance feedback prior, when on, is added by the env)."""
-        target = self.expert.targets(self.state, ref, self.clip)
+        # clipped like every applied target (step): the student learns the command that deployment executes
+        target = robot.clip_to_limits(self.expert.targets(self.state, ref, self.clip))
         label = (target - self.action_base()) / self.action_scale
         if self.feedback is not None:
             label = label - self.feedback.action_delta(policy_obs)

@@ -4,7 +4,8 @@
   profile the artifact was trained with - its provenance's ``physics_profile``, drivers_500hz when it
   names none - or the one given),
 - the policy node's controller (``g1_tracker_policy.controllers.PolicyController``: contract loader,
-  deployment observation builder, ONNX Runtime runner) - or the pass-through baseline,
+  deployment observation builder, ONNX Runtime runner) - or the pass-through baseline - and the
+  node's command sanitiser (``safety.sanitize_command``: targets clipped to the joint limits),
 - the evaluator's metrics (``g1_bringup.metrics.compute_metrics``: success, completion, E_mpkpe,
   E_mpjpe, E_vel, E_yaw_vel, jerk) - the same numbers ``g1 eval`` reports from a bag.
 
@@ -24,6 +25,7 @@ from g1_description import robot
 from g1_hardware.sim_core import MotorCommand, MujocoG1, SimConfig
 from g1_tracker_policy import contract
 from g1_tracker_policy.controllers import PassthroughController, PolicyController, RobotState
+from g1_tracker_policy.safety import Command, Source, sanitize_command
 from motion_server.reference import ReferenceWindowData
 
 from .motions import MotionSet
@@ -73,7 +75,10 @@ def run_clip(controller, ms: MotionSet, c: int, offsets: tuple[int, ...], max_s:
         out = controller.compute(state, _window(ms, c, k, offsets), last_action)
         last_action = out.action
         zeros = np.zeros(robot.NUM_JOINTS)
-        sim.set_command(MotorCommand(out.position, zeros, np.asarray(out.kp), np.asarray(out.kd), zeros))
+        # the policy node's last step before the robot: targets clipped to the joint limits, gains bounded
+        cmd, _ = sanitize_command(Command(out.position, zeros, np.asarray(out.kp), np.asarray(out.kd), zeros,
+                                          Source.POLICY), state.joint_pos)
+        sim.set_command(MotorCommand(cmd.position, cmd.velocity, cmd.kp, cmd.kd, cmd.effort))
         sim.step_tick()
         gt = sim.ground_truth()
         rot = np.empty(9)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from train_testutil import ROOT, WS, run_in_train_venv
 
+from g1_description import robot
 from g1_tracker_policy import external as ext
 from g1_tracker_policy.controllers import RobotState
 from g1_tracker_policy.external_controller import ExternalPolicyController
@@ -55,9 +56,12 @@ def test_labels_are_the_deployment_controllers_targets(fence1, g1_moves):
                            base_ang_vel_body=s.imu_gyro[i], base_pos_world=s.root_pos[i], base_lin_vel_body=np.zeros(3))
         window = SimpleNamespace(joint_pos=ref.joint_pos[i], joint_vel=ref.joint_vel[i], root_pos=ref.root_pos[i],
                                  root_quat_wxyz=ref.root_quat_wxyz[i], times_s=ref.times_s[i])
-        out = controller.compute(state, window, controller.artifact.target_to_action(env.target[i]))
-        # the label, through the student's action mapping, commands the controller's target
-        np.testing.assert_allclose(env.action_base()[i] + env.action_scale * labels[i], out.position, atol=1e-5)
+        # its previous action: the raw target commanded last step (as the policy node keeps it)
+        out = controller.compute(state, window, controller.artifact.target_to_action(env.expert.last_target[i]))
+        # the label, through the student's action mapping, commands the controller's target as the policy
+        # node sends it (clipped to the joint limits)
+        np.testing.assert_allclose(env.action_base()[i] + env.action_scale * labels[i],
+                                   robot.clip_to_limits(out.position), atol=1e-5)
         np.testing.assert_allclose(out.kp, env.kp, rtol=1e-3)
 
 

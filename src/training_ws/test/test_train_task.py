@@ -163,8 +163,9 @@ def test_stand_start_clip_is_the_motion_servers_blend_in_from_standing(g1_moves)
 
 
 def test_reference_action_base_makes_a_zero_action_the_pass_through_baseline(motions):
-    """env.action_base reference_next_frame: the PD target is the window's first frame + scale * action,
-    exactly what the policy node computes for an artifact with action_base reference_next_frame."""
+    """env.action_base reference_next_frame: the PD target is the window's first frame + scale * action
+    (clipped to the joint limits), exactly what the policy node computes for an artifact with action_base
+    reference_next_frame."""
     from g1_tracker_policy import contract
     from g1_tracker_policy.controllers import PassthroughController
 
@@ -180,9 +181,33 @@ def test_reference_action_base_makes_a_zero_action_the_pass_through_baseline(mot
             if env.episode_len[i] == 0:
                 continue  # reset: the target was re-initialised
             baseline = PassthroughController().compute(None, w, np.zeros(29)).position
-            np.testing.assert_allclose(env.target[i], baseline + cfg.action_scale * action[i], atol=1e-12)
+            np.testing.assert_allclose(env.target[i], robot.clip_to_limits(baseline + cfg.action_scale * action[i]),
+                                       atol=1e-12)
     with pytest.raises(ValueError, match="env.action_base 'pose'"):
         TrackingEnv(EnvCfg(num_envs=1, action_base="pose"), motions).step(np.zeros((1, 29)))
+
+
+def test_targets_past_the_joint_limits_are_applied_as_the_policy_node_applies_them(motions):
+    """The policy node's safety clips every position target to the joint limits before the robot, so a
+    policy trained without the clip learned targets past them that deployment never executes (the
+    averaged G1-Moves student: ankle pitch up to 0.85 rad past its limit; with the node's clip it fell on
+    7 of 8 of its own clips that it completed unclipped). The env applies what the node would send."""
+    from g1_tracker_policy.safety import Command, Source, sanitize_command
+
+    cfg = EnvCfg(num_envs=2, seed=4)
+    cfg.randomization.enabled = False
+    env = TrackingEnv(cfg, motions)
+    action = np.zeros((2, 29))
+    action[0] = 10.0  # every target far past the upper limits
+    action[1] = -10.0
+    commanded = env.action_base() + env.action_scale * action
+    env.step(action)
+    zeros = np.zeros(29)
+    for i in range(2):
+        sent, fixes = sanitize_command(Command(commanded[i], zeros, env.kp, env.kd, zeros, Source.POLICY))
+        assert fixes and "joint limits" in fixes[0]
+        np.testing.assert_allclose(env.target[i], sent.position, atol=1e-12)
+    assert np.all(env.target <= robot.JOINT_UPPER) and np.all(env.target >= robot.JOINT_LOWER)
 
 
 def test_pd_gains_are_the_descriptions(motions):
@@ -290,7 +315,7 @@ def test_effort_over_kp_action_scale_is_per_joint_and_drives_the_targets(motions
     base = env.action_base().copy()
     action = np.random.default_rng(2).normal(0, 0.5, (2, 29))
     env.step(action)
-    np.testing.assert_allclose(env.target, base + want * action, atol=1e-12)
+    np.testing.assert_allclose(env.target, robot.clip_to_limits(base + want * action), atol=1e-12)
 
 
 def test_anchor_key_body_kernel_is_body_frame(motions):
