@@ -42,6 +42,20 @@ def arm(probe, on: bool = True):
     return probe.call(SetBool, topics.DRIVER_ARM, SetBool.Request(data=on), timeout_s=30.0)
 
 
+def driver_on_fake_robot(node_processes, probe):
+    """The driver against the fake G1, both up, the stand commands reaching the driver: (recorded lowcmd
+    frames, driver process, FakeRobot, StandCommands)."""
+    lowcmds = probe.record(LowCmd, "lowcmd", LOWCMD_READER)
+    states = probe.record(JointState, topics.JOINT_STATES, topics.CONTROL_QOS)
+    node_processes.start(*FAKE, name="fake_g1")
+    driver = node_processes.start(*DRIVER, name="g1_driver")
+    robot = FakeRobot(probe)
+    commands = StandCommands(probe)
+    probe.spin_until(lambda: robot.latest is not None and len(states) > 5, 30.0, "the fake G1 through the driver")
+    commands.send_until(lambda: commands.pub.get_subscription_count() > 0, 10.0, "the driver's command reader")
+    return lowcmds, driver, robot, commands
+
+
 def test_driver_survives_arm_calls_whose_outcome_changes(node_processes, probe):
     """Issue 12 item 1: refused then accepted (and accepted then refused) arm calls. rclpy refuses to
     change a logger call site's severity; the driver died on the second call and lowcmd stopped."""
@@ -78,14 +92,7 @@ def test_driver_refuses_nan_state_and_damps_on_nan_mode_machine_change_and_lowst
     """Issue 12 item 2: a NaN joint reading passed every limit comparison at arming; while armed, NaN
     state, a changed mode_machine (echoed, still actuating) and a lost lowstate kept stiff commands going.
     Each fault must end in damping frames that the robot accepts, and the driver stays disarmed."""
-    lowcmds = probe.record(LowCmd, "lowcmd", LOWCMD_READER)
-    states = probe.record(JointState, topics.JOINT_STATES, topics.CONTROL_QOS)
-    node_processes.start(*FAKE, name="fake_g1")
-    driver = node_processes.start(*DRIVER, name="g1_driver")
-    robot = FakeRobot(probe)
-    commands = StandCommands(probe)
-    probe.spin_until(lambda: robot.latest is not None and len(states) > 5, 30.0, "the fake G1 through the driver")
-    commands.send_until(lambda: commands.pub.get_subscription_count() > 0, 10.0, "the driver's command reader")
+    lowcmds, driver, robot, commands = driver_on_fake_robot(node_processes, probe)
 
     # arming on a NaN reading is refused, naming the joint
     robot.inject(nan_joint="left_knee_joint")
@@ -150,24 +157,19 @@ def test_driver_stays_damped_when_a_lost_command_stream_comes_back(node_processe
     restarted after the robot sagged under seconds of damping snapped it onto its target. Now a gap past
     command_loss_fault_s (0.5 s) is a latched fault: the returning commands reach the robot only after
     g1_driver/arm is called again."""
-    lowcmds = probe.record(LowCmd, "lowcmd", LOWCMD_READER)
-    states = probe.record(JointState, topics.JOINT_STATES, topics.CONTROL_QOS)
-    node_processes.start(*FAKE, name="fake_g1")
-    driver = node_processes.start(*DRIVER, name="g1_driver")
-    robot = FakeRobot(probe)
-    commands = StandCommands(probe)
-    probe.spin_until(lambda: robot.latest is not None and len(states) > 5, 30.0, "the fake G1 through the driver")
-    commands.send_until(lambda: commands.pub.get_subscription_count() > 0, 10.0, "the driver's command reader")
+    lowcmds, driver, robot, commands = driver_on_fake_robot(node_processes, probe)
     assert arm(probe).success
     commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0, "the robot to run the stand gains")
     robot.inject(commands)  # no fault: marks the moment the measurement starts
+    # (a loaded machine may stall this test's own stream past command_timeout_s before: damped, resumed)
+    resumed_before = log_text(node_processes, driver).count("joint_command resumed")
     probe.spin_for(1.0)  # the policy is gone for 1 s
     commands.send_for(1.0)  # and comes back
     status = robot.latest
     assert status["damping_after_ms"] is not None and status["stiff_after_damping"] == 0, status
     assert status["kp_sum"] == 0 and status["kd_min"] > 0, status
     log = log_text(node_processes, driver)
-    assert "command_loss_fault_s" in log and "joint_command resumed" not in log, log
+    assert "command_loss_fault_s" in log and log.count("joint_command resumed") == resumed_before, log
     assert arm(probe).success  # re-armed: the commands actuate again
     commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0, "the stand gains after re-arming")
     assert_lowcmds_sane(lowcmds)
