@@ -80,7 +80,8 @@ class G1Driver(Node):
         self.core = DriverCore(DriverConfig(
             allow_arming=bool(p["allow_arming"]), accepted_mode_machines=tuple(p["accepted_mode_machines"] or ()),
             dof_variant=p["dof_variant"], command_timeout_s=p["command_timeout_s"],
-            command_loss_fault_s=p["command_loss_fault_s"], lowstate_timeout_s=p["lowstate_timeout_s"], limits=CommandLimits(p["kp_max"], p["kd_max"])))
+            command_loss_fault_s=p["command_loss_fault_s"], lowstate_timeout_s=p["lowstate_timeout_s"],
+            limits=CommandLimits(p["kp_max"], p["kd_max"])))
         self.lock = threading.Lock()  # the core is shared by the executor thread and the writer thread
         self.pub_lowcmd = self.create_publisher(LowCmd, p["lowcmd_topic"], LOWCMD_QOS)
         self.pub_joint_states = self.create_publisher(JointState, topics.JOINT_STATES, topics.CONTROL_QOS)
