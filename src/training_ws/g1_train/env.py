@@ -312,7 +312,7 @@ class TrackingEnv:
                           self.kd, self.effort)
         self.target[:] = new_target
         if self.expert is not None:  # the raw target: an expert's last action in the graph is its raw output
-            self.expert.observe_applied(commanded)
+            self.expert.observe_commanded(commanded)
         if dr.enabled:
             self.push_timer -= self.dt
             pushed = np.flatnonzero(self.push_timer <= 0)

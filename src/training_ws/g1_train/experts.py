@@ -117,9 +117,10 @@ class MotionExperts:
                 e.builders[int(i)].reset()
         self.fresh[ids] = True
 
-    def observe_applied(self, target: np.ndarray) -> None:
-        """The joint targets the env applied this step: the next observation's ``actions`` term is the raw
-        action that commands them (the expert's own action whenever it acted)."""
+    def observe_commanded(self, target: np.ndarray) -> None:
+        """The joint targets commanded this step, before the env clips them to the joint limits: the next
+        observation's ``actions`` term is the raw action that commands them (the expert's own action
+        whenever it acted), as the policy node keeps an external policy's raw output."""
         self.last_target[:] = target
         self.fresh[:] = False
 

@@ -572,22 +572,22 @@ def train_student(cfg: TrainCfg, teacher: str | None, out: str | None = None, re
     torch.manual_seed(cfg.env.seed)
     _, venv = make_env(cfg, with_context=cfg.student.kind == "transformer")
     runner_cfg = student_runner_cfg(cfg)
+    # the resumed checkpoint, read once: architecture, campaign state and averaged weights come from it
+    ckpt = latest_checkpoint(resume) if resume else None
+    state = load_checkpoint(ckpt, map_location="cpu") if resume else {}
     if resume and cfg.student.kind == "transformer":  # a run of the first (window-only) architecture resumes as one
-        state = load_checkpoint(latest_checkpoint(resume))
         runner_cfg["student"]["arch"] = transformer_arch_of(state["student_state_dict"])
     runner = StudentRunner(venv, runner_cfg, log_dir=log_dir and str(log_dir), device=cfg.device)
     runner.logger.git_status_repos = []
     apply_learner_settings(runner, cfg)
-    totals, ckpt, state = {"env_steps": 0, "wall_s": 0.0, "leg": 0}, None, {}
+    totals = {"env_steps": 0, "wall_s": 0.0, "leg": 0}
     if resume:
-        ckpt = latest_checkpoint(resume)
         if cfg.env.experts:  # the env labels: no teacher weights to load (rsl-rl would look for an actor)
             runner.load(str(ckpt), load_cfg={"student": True, "optimizer": True, "iteration": True},
                         map_location=cfg.device)
             runner.alg.teacher_loaded = True
         else:  # a distillation checkpoint: student, teacher, optimiser, iteration
             runner.load(str(ckpt), map_location=cfg.device)
-        state = load_checkpoint(ckpt, map_location="cpu")
         totals = _resume_campaign(runner, ckpt, log_dir, state)
         runner.current_learning_iteration += 1
     elif cfg.env.experts:

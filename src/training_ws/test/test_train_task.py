@@ -190,8 +190,9 @@ def test_reference_action_base_makes_a_zero_action_the_pass_through_baseline(mot
 def test_targets_past_the_joint_limits_are_applied_as_the_policy_node_applies_them(motions):
     """The policy node's safety clips every position target to the joint limits before the robot, so a
     policy trained without the clip learned targets past them that deployment never executes (the
-    averaged G1-Moves student: ankle pitch up to 0.85 rad past its limit; with the node's clip it fell on
-    7 of 8 of its own clips that it completed unclipped). The env applies what the node would send."""
+    averaged G1-Moves student: ankle pitch up to 0.85 rad past its limit; of its 16 training clips, from
+    the start and from the stand, it completed 11 unclipped and 1 with the node's clip). The env applies
+    what the node would send."""
     from g1_tracker_policy.safety import Command, Source, sanitize_command
 
     cfg = EnvCfg(num_envs=2, seed=4)
