@@ -297,8 +297,7 @@ def test_huge_policy_output_in_mujoco_robot_stays_up_only_with_the_checks(harnes
     def tick_of(status):
         return ticks.stamp_to_tick(status.header.stamp)
     harness.spin_until(lambda: harness.statuses and tick_of(harness.statuses[-1][1]) >= end, 120.0, f"tick {end}")
-    # the executor may take a tick's status before that tick's IMU sample: wait until the IMU reached `end`
-    harness.spin_until(lambda: max(server.imu_by_tick, default=-1) >= end, 10.0, f"the IMU of tick {end}")
+    server.wait_for_imu(end)
     by_tick = {tick_of(s): s for _, s in harness.statuses}
     cmd_by_tick = {ticks.stamp_to_tick(m.header.stamp): m for _, m in harness.commands}
     assert by_tick[trigger - 1].mode == TrackingStatus.MODE_TRACK

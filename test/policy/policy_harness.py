@@ -182,6 +182,11 @@ class ReferenceServer:
     def say_ready(self) -> None:
         self.pub_ready.publish(String(data=self.h.get_name()))
 
+    def wait_for_imu(self, tick: int, timeout_s: float = 10.0) -> None:
+        """Spin until the IMU sample of ``tick`` (or a later one) is recorded: the executor may take a
+        tick's tracking_status before that tick's IMU sample."""
+        self.h.spin_until(lambda: max(self.imu_by_tick, default=-1) >= tick, timeout_s, f"the IMU of tick {tick}")
+
     def _on_state(self, msg: JointState) -> None:
         k = ticks.stamp_to_tick(msg.header.stamp)
         if k is not None:

@@ -273,8 +273,7 @@ def test_with_the_simulator_passive_stand_track_hold_then_push_over_damps(harnes
     damp = next(s for _, s in harness.statuses if s.mode == TrackingStatus.MODE_DAMP)
     assert damp.watchdog == TrackingStatus.WATCHDOG_FALL, damp.watchdog_detail
     k_damp = ticks_of(damp)
-    # the executor may take the status before the same tick's IMU sample: wait until that sample is in
-    harness.spin_until(lambda: max(server.imu_by_tick, default=-1) >= k_damp, 10.0, f"the IMU of tick {k_damp}")
+    server.wait_for_imu(k_damp)
     tilted = [k for k, q in server.imu_by_tick.items() if max(map(abs, tilt_rad(q))) > 1.0]
     assert tilted and k_damp == min(tilted)  # damping in the very tick the IMU first shows the fall
     n = len(harness.commands)
