@@ -59,10 +59,11 @@ def reference_steps() -> dict:
     return {"clips": len(per_clip), "max_step_rad": worst, "median_clip_max_step_rad": float(np.median(vals))}
 
 
-def track(out: Path, library: Path, clip: str) -> None:
+def track(out: Path, library: Path, clip: str, policy: Path) -> None:
     motion = [] if clip == "default" else ["--motion", str(next(MOVES.rglob(f"{clip}.csv")))]
     subprocess.run([sys.executable, "-m", "g1_bringup.cli", "track", "--out", str(out), "--quiet", "--library",
-                    str(library), *motion], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    str(library), "--policy", str(policy), *motion],
+                   check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def replay_raw(bag: Path, policy: Path, until_clip_time_s: float | None = None) -> dict:
@@ -164,6 +165,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", default=DEFAULT_CLIPS, help="'default' = the embedded squat; G1-Moves names")
     parser.add_argument("--keep", type=Path, help="keep the runs in this directory")
+    parser.add_argument("--policy", type=Path, help="policy artifact (default: the shipped default.onnx; the "
+                        "action_* defaults were measured on policies/squat_handsup.onnx)")
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--tick-cost", action="store_true", help="only time the state machine's tick")
     args = parser.parse_args()
@@ -182,14 +185,16 @@ def main() -> None:
     if not args.skip_reference:
         result["reference"] = reference_steps()
         print(f"reference (all G1-Moves clips at 50 Hz): {json.dumps(result['reference'])}", flush=True)
-    policy = shipped.default_policy()
+    policy = args.policy or shipped.default_policy()
+    if policy is None or not Path(policy).is_file():
+        raise SystemExit(f"action_plausibility: no policy file {policy}")
     root = args.keep or Path(tempfile.mkdtemp(prefix="g1-plausibility-"))
     result["policy"] = str(policy)
     result["runs"] = {}
     for clip in [c for c in args.clips.split(",") if c]:
         out = root / clip
         if not (out / "bag" / "metadata.yaml").is_file():
-            track(out, root / "library", clip)
+            track(out, root / "library", clip, policy)
         rep = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
         per_clip = (rep.get("per_clip") or [{}])[0]
         r = replay_raw(out / "bag", policy, per_clip.get("terminated_at_clip_time_s"))
