@@ -85,8 +85,9 @@ class SafetyConfig:
     position_margin_rad: float = 0.0   # keep targets this far inside the joint limits
     # Controller output plausibility (TRACK): beyond any of these the output is a controller fault -> HOLD of
     # the last sane target in the same tick (<= 0 switches a check off). Defaults: about twice the worst the
-    # shipped policy produced over 7 G1-Moves/default clips through g1 track, falls included (1.79, 0.33,
-    # 0.75 rad; 0.47, 0.105, 0.37 before any fall): bench/action_plausibility.py, README.
+    # two-clip policy then shipped (policies/squat_handsup.onnx) produced over 7 G1-Moves/default clips through
+    # g1 track, falls included (1.79, 0.33, 0.75 rad; 0.47, 0.105, 0.37 before any fall):
+    # bench/action_plausibility.py --policy, README.
     action_max_beyond_limits_rad: float = 3.5  # raw target outside the joint range by more than this
     action_max_step_rad: float = 1.3   # per tick, per joint: min(|target change|, |change of target - reference|)
     action_max_offset_rad: float = 2.5  # per joint: min(|target - reference next frame|, |target - measured|)
