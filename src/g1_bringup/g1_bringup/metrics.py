@@ -94,7 +94,7 @@ def per_tick_errors(rec: TrackingRecord) -> dict[str, np.ndarray]:
     }
 
 
-def _segments(rec: TrackingRecord) -> list[tuple[str, np.ndarray]]:
+def clip_segments(rec: TrackingRecord) -> list[tuple[str, np.ndarray]]:
     """Index arrays of consecutive playing ticks of the same clip (a clip played twice gives two)."""
     out = []
     start = None
@@ -114,10 +114,16 @@ def _stats(values: np.ndarray) -> float | None:
     return float(np.mean(values)) if values.size else None
 
 
+def termination_index(idx: np.ndarray, errors: dict[str, np.ndarray]) -> int | None:
+    """Position in ``idx`` (a clip segment's ticks) of the first terminated tick, None if none."""
+    failed = ((errors["height_err_m"][idx] > HEIGHT_TERMINATION_M)
+              | (errors["orientation_err_rad"][idx] > ORIENTATION_TERMINATION_RAD))
+    return int(np.argmax(failed)) if failed.any() else None
+
+
 def clip_metrics(rec: TrackingRecord, idx: np.ndarray, errors: dict[str, np.ndarray]) -> dict:
-    height_err, orient_err = errors["height_err_m"][idx], errors["orientation_err_rad"][idx]
-    failed = (height_err > HEIGHT_TERMINATION_M) | (orient_err > ORIENTATION_TERMINATION_RAD)
-    fail_at = int(np.argmax(failed)) if failed.any() else None
+    height_err = errors["height_err_m"][idx]
+    fail_at = termination_index(idx, errors)
     valid = idx if fail_at is None else idx[:fail_at]
     duration = float(rec.clip_duration_s[idx[0]])
     played_to_s = float(rec.clip_time_s[idx[-1]])
@@ -158,7 +164,7 @@ def clip_metrics(rec: TrackingRecord, idx: np.ndarray, errors: dict[str, np.ndar
 def compute_metrics(rec: TrackingRecord) -> dict:
     """Per-clip and overall metrics (overall = tick-weighted means over clips, success rate over clips)."""
     errors = per_tick_errors(rec)
-    clips = [clip_metrics(rec, idx, errors) for _, idx in _segments(rec)]
+    clips = [clip_metrics(rec, idx, errors) for _, idx in clip_segments(rec)]
     overall: dict = {"clips": len(clips)}
     if clips:
         weights = np.array([c["ticks_before_termination"] for c in clips], dtype=float)

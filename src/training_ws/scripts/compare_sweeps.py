@@ -30,13 +30,12 @@ def played_errors(bag: Path) -> dict[str, np.ndarray]:
     """Clip time and per-tick errors of the longest clip segment of a bag, up to its termination."""
     rec = evaluation.build_record(evaluation.read_bag(bag)).rec
     errors = metrics.per_tick_errors(rec)
-    segments = metrics._segments(rec)
+    segments = metrics.clip_segments(rec)
     if not segments:
         raise ValueError(f"{bag}: no clip was played")
     _, idx = max(segments, key=lambda s: len(s[1]))
-    failed = ((errors["height_err_m"][idx] > metrics.HEIGHT_TERMINATION_M)
-              | (errors["orientation_err_rad"][idx] > metrics.ORIENTATION_TERMINATION_RAD))
-    valid = idx[: int(np.argmax(failed))] if failed.any() else idx
+    fail_at = metrics.termination_index(idx, errors)
+    valid = idx if fail_at is None else idx[:fail_at]
     return {"t": rec.clip_time_s[valid], "mpkpe": errors["mpkpe_mm"][valid],
             "rel": errors["key_body_rel_mm"][valid], "xy": errors["root_xy_mm"][valid]}
 
