@@ -160,22 +160,29 @@ def test_driver_stays_damped_when_a_lost_command_stream_comes_back(node_processe
     lowcmds, driver, robot, commands = driver_on_fake_robot(node_processes, probe)
     assert arm(probe).success
     commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0, "the robot to run the stand gains")
-    robot.inject(commands)  # no fault: marks the moment the measurement starts
-    # (a loaded machine may stall this test's own stream past command_timeout_s before: damped, resumed)
-    resumed_before = log_text(node_processes, driver).count("joint_command resumed")
-    probe.spin_for(1.0)  # the policy is gone for 1 s
-    commands.send_for(1.0)  # and comes back
+    robot.inject(commands)  # no fault: marks the moment the commands stop
+    probe.spin_until(lambda: "command_loss_fault_s" in log_text(node_processes, driver), 5.0,
+                     "the command-loss fault")  # the policy is gone for > 0.5 s
+    stopped = robot.latest
+    assert stopped["damping_after_ms"] is not None, stopped
+    # The measurement starts at the fault, not at the last command: on a loaded machine the driver may
+    # damp (100 ms) and then take a command that was queued before the stream stopped (that is refused
+    # now if stamped > command_max_age_s earlier; a CI run saw one 6 ms after the damping): the fault
+    # latch is about the commands that come back afterwards.
+    robot.inject()
+    log_at_fault = len(log_text(node_processes, driver))
+    commands.send_for(1.0)  # the policy comes back
     status = robot.latest
     assert status["damping_after_ms"] is not None and status["stiff_after_damping"] == 0, status
     assert status["kp_sum"] == 0 and status["kd_min"] > 0, status
     log = log_text(node_processes, driver)
-    assert "command_loss_fault_s" in log and log.count("joint_command resumed") == resumed_before, log
+    assert "joint_command resumed" not in log[log_at_fault:], log
     assert arm(probe).success  # re-armed: the commands actuate again
     commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0, "the stand gains after re-arming")
     assert_lowcmds_sane(lowcmds)
     assert robot.latest["nonfinite_frames"] == 0 and robot.latest["out_of_limit_frames"] == 0, robot.latest
     assert driver.poll() is None and "Traceback" not in log_text(node_processes, driver)
-    print(f"driver damping after the command stream stopped: {status['damping_after_ms']:.0f} ms")
+    print(f"driver damping after the command stream stopped: {stopped['damping_after_ms']:.0f} ms")
 
 
 def test_realtime_sim_damps_like_the_robot_when_commands_stop(node_processes, probe):

@@ -3,8 +3,8 @@
 joint_command (50 Hz) -> LowCmd_ on ``lowcmd`` (DDS ``rt/lowcmd``), re-sent at 500 Hz by a writer thread;
 LowState_ on ``lowstate`` (DDS ``rt/lowstate``, 500 Hz) -> joint_states + imu, decimated to 50 Hz.
 Safety (see README.md): nothing is sent until armed (service + parameter); arming is refused on an
-unknown mode_machine / DoF variant or a NaN/out-of-limit reading; commands older than
-``command_timeout_s`` -> damping, older than ``command_loss_fault_s`` -> a fault (disarm: commands that
+unknown mode_machine / DoF variant or a NaN/out-of-limit reading; a command stamped more than
+``command_max_age_s`` from the driver's clock is refused; commands older than ``command_timeout_s`` -> damping, older than ``command_loss_fault_s`` -> a fault (disarm: commands that
 come back need a new arm call); disarm, estop, NaN state, a changed mode_machine or lost lowstate ->
 damping. The driver never dies of its own errors: an exception in a callback or in the writer loop is
 logged and ends in damping frames, which the writer keeps sending.
@@ -23,6 +23,7 @@ from geometry_msgs.msg import Quaternion, Vector3
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.time import Time
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Bool
@@ -51,6 +52,7 @@ PARAMETERS = {
     "state_rate_hz": 50.0,
     "command_timeout_s": COMMAND_TIMEOUT_S,
     "command_loss_fault_s": 0.5,
+    "command_max_age_s": COMMAND_TIMEOUT_S,
     "lowstate_timeout_s": 0.1,
     "kp_max": 500.0,
     "kd_max": 50.0,
@@ -80,7 +82,8 @@ class G1Driver(Node):
         self.core = DriverCore(DriverConfig(
             allow_arming=bool(p["allow_arming"]), accepted_mode_machines=tuple(p["accepted_mode_machines"] or ()),
             dof_variant=p["dof_variant"], command_timeout_s=p["command_timeout_s"],
-            command_loss_fault_s=p["command_loss_fault_s"], lowstate_timeout_s=p["lowstate_timeout_s"],
+            command_loss_fault_s=p["command_loss_fault_s"], command_max_age_s=p["command_max_age_s"],
+            lowstate_timeout_s=p["lowstate_timeout_s"],
             limits=CommandLimits(p["kp_max"], p["kd_max"])))
         self.lock = threading.Lock()  # the core is shared by the executor thread and the writer thread
         self.pub_lowcmd = self.create_publisher(LowCmd, p["lowcmd_topic"], LOWCMD_QOS)
@@ -156,9 +159,10 @@ class G1Driver(Node):
 
     def _on_command(self, msg: JointCommand) -> None:
         fields = {f: getattr(msg, f) for f in ("position", "velocity", "kp", "kd", "effort")}
+        age_s = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-9
         try:
             with self.lock:
-                notes = self.core.on_command(msg.joint_names, fields, time.monotonic())
+                notes = self.core.on_command(msg.joint_names, fields, time.monotonic(), age_s)
         except CommandError as exc:
             self.get_logger().warning(f"command rejected, keeping the previous one: {exc}",
                                       throttle_duration_sec=1.0)

@@ -130,6 +130,11 @@ class DriverConfig:
     #: damping by then, and a command stream that comes back must not snap it stiff onto its target from
     #: there; shorter gaps (a hiccup) resume when commands return
     command_loss_fault_s: float = 0.5
+    #: a command whose stamp is further than this from the driver's clock is refused (0: no check): a
+    #: command that sat in a queue while the driver or the network stalled must not make a damped robot
+    #: stiff again. The policy stamps its commands with the joint state they answer (the driver's own
+    #: clock), so clocks on two machines need no sync while the state is fresh
+    command_max_age_s: float = COMMAND_TIMEOUT_S
     #: arming needs a lowstate younger than this; armed, none for this long -> disarm and damping
     lowstate_timeout_s: float = 0.1
     joint_limit_margin_rad: float = 0.2  # arming refuses joint readings this far outside the limits
@@ -189,8 +194,13 @@ class DriverCore:
             self.fault(f"mode_machine changed from {self.armed_mode_machine} to {self.mode_machine} while armed "
                        "(the robot changed mode, or another robot answers)")
 
-    def on_command(self, names, fields, now: float) -> list[str]:
-        """Validate and store a joint command; returns notes on clipping. Raises CommandError."""
+    def on_command(self, names, fields, now: float, age_s: float | None = None) -> list[str]:
+        """Validate and store a joint command (``age_s``: its stamp's age on the driver's clock, None: not
+        checked); returns notes on clipping. Raises CommandError, and leaves the previous command."""
+        max_age = self.config.command_max_age_s
+        if age_s is not None and max_age > 0 and not abs(age_s) <= max_age:
+            raise CommandError(f"stamped {age_s * 1e3:+.0f} ms from the driver's clock (beyond command_max_age_s "
+                               f"{max_age} s): stale (a stalled policy, driver or network) or the clocks differ")
         command, notes = validate_command(names, fields, self.config.limits)
         self.command, self.command_time = command, now
         return notes
