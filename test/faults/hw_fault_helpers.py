@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rclpy.duration import Duration
 from std_msgs.msg import String
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hardware"))
@@ -57,6 +58,7 @@ class StandCommands:
         self.probe = probe
         self.pub = probe.node.create_publisher(JointCommand, topics.JOINT_COMMAND, topics.CONTROL_QOS)
         self.last_sent_s: float | None = None  # node-clock time of the last command published
+        self.stamp_age_s = 0.0  # > 0: commands stamped this far in the past (stale, as if queued)
 
     def send_for(self, seconds: float) -> None:
         self.send_until(lambda: False, seconds, "", fail=False)
@@ -69,8 +71,9 @@ class StandCommands:
                     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
                 return
             now = self.probe.node.get_clock().now()
+            stamp = now - Duration(nanoseconds=int(self.stamp_age_s * 1e9))
             self.pub.publish(conversions.make_joint_command(
-                now.to_msg(), robot.DEFAULT_JOINT_POS, robot.STAND_KP, robot.STAND_KD,
+                stamp.to_msg(), robot.DEFAULT_JOINT_POS, robot.STAND_KP, robot.STAND_KD,
                 source=JointCommand.SOURCE_SAFETY))
             self.last_sent_s = now.nanoseconds * 1e-9
             self.probe.spin_for(0.02)

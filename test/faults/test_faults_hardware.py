@@ -177,7 +177,13 @@ def test_driver_stays_damped_when_a_lost_command_stream_comes_back(node_processe
     assert status["kp_sum"] == 0 and status["kd_min"] > 0, status
     log = log_text(node_processes, driver)
     assert "joint_command resumed" not in log[log_at_fault:], log
-    assert arm(probe).success  # re-armed: the commands actuate again
+    assert arm(probe).success  # re-armed: fresh commands actuate again, stale ones do not
+    robot.inject()
+    commands.stamp_age_s = 0.3  # stamped 300 ms ago (> command_max_age_s): as if they sat in a queue
+    commands.send_for(0.4)
+    assert robot.latest["damping_after_ms"] is not None and robot.latest["stiff_after_damping"] == 0, robot.latest
+    assert "command_max_age_s" in log_text(node_processes, driver)
+    commands.stamp_age_s = 0.0
     commands.send_until(lambda: robot.latest["kp_sum"] > 1000, 15.0, "the stand gains after re-arming")
     assert_lowcmds_sane(lowcmds)
     assert robot.latest["nonfinite_frames"] == 0 and robot.latest["out_of_limit_frames"] == 0, robot.latest
