@@ -1,7 +1,7 @@
 """The g1_policy node running a policy that observes the robot's position - one trained elsewhere (an
 mjlab-style export with a shuffled joint order) and one of ours with the ``ref_root_pos_xy`` term - over
 real DDS in lockstep: it waits for the odometry it observes, tracks with the artifact's own gains, and
-damps when the odometry stops (never a stale position)."""
+holds when the odometry stops (never a stale position), refusing to track again until it is back."""
 
 import pytest
 
@@ -23,7 +23,7 @@ ODOM = "test/odom"
 
 
 @pytest.mark.parametrize("which", ["mjlab", "ours_with_root_position"])
-def test_policy_observing_position_tracks_with_its_gains_and_damps_without_odometry(which, harness, node_processes,
+def test_policy_observing_position_tracks_with_its_gains_and_holds_without_odometry(which, harness, node_processes,
                                                                                      tmp_path):
     if which == "mjlab":
         names = tuple(np.random.default_rng(5).permutation(robot.JOINT_NAMES))
@@ -69,9 +69,20 @@ def test_policy_observing_position_tracks_with_its_gains_and_damps_without_odome
     np.testing.assert_allclose(cmd.kd, art.kd, rtol=1e-6)
     assert list(cmd.joint_names) == list(robot.JOINT_NAMES)
     # the odometry stops: the tick still runs (after the input timeout) and the policy is not fed a stale
-    # position: damping
+    # position: it holds the last target (damping would drop a robot whose joint state and IMU are fine)
     cmd, st = tick(k, playing(t=0.5), odom=False)
     k += 1
-    assert st.mode == TrackingStatus.MODE_DAMP, st.watchdog_detail
-    assert all(v == 0.0 for v in cmd.kp)
-    assert "odom" in st.watchdog_detail, st.watchdog_detail
+    assert st.mode == TrackingStatus.MODE_HOLD and st.watchdog == TrackingStatus.WATCHDOG_STATE_LATE, st.watchdog_detail
+    assert cmd.source == JointCommand.SOURCE_SAFETY and min(cmd.kp) > 0
+    assert "odometry" in st.watchdog_detail, st.watchdog_detail
+    for i in range(3):  # still none: held
+        cmd, st = tick(k, playing(t=0.52 + i * robot.CONTROL_PERIOD_S), odom=False)
+        k += 1
+    assert st.mode == TrackingStatus.MODE_HOLD and min(cmd.kp) > 0, st.watchdog_detail
+    # and a track request is refused until a fresh position comes (the latest is 80 ms old), with the reason
+    refused = harness.set_mode("track")
+    assert not refused.success and "odometry" in refused.message, refused.message
+    for i in range(3):
+        cmd, st = tick(k, playing(t=0.6 + i * robot.CONTROL_PERIOD_S))
+        k += 1
+    assert harness.set_mode("track").success

@@ -137,6 +137,35 @@ def test_track_refused_without_fresh_reference_or_standing():
     assert not rig.request("dance")[0]
 
 
+def test_a_policy_observing_position_needs_fresh_odometry_to_track_and_holds_when_it_stops():
+    """The robot has no odometry (no state estimator): track was accepted and the policy's first tick
+    failed and damped, dropping a standing robot. Now track is refused with the reason, and a position
+    that stops mid-clip holds the last target (the joint state and IMU are fine) instead of damping."""
+    rig = Rig(stand_ramp_s=0.1, track_ramp_s=0.1)
+    rig.sm.needs_position = True
+    rig.request("stand")
+    rig.tick(6)
+    ok, why = rig.request("track")  # no position ever
+    assert not ok and "odometry" in why and "none received" in why and "state estimator" in why, why
+    ok, why = rig.request("track", position_time_s=rig.t - 0.2)
+    assert not ok and "200 ms old" in why, why
+    rig.tick(3, position_time_s=None)  # a refused request leaves the robot standing
+    assert rig.sm.mode == Mode.STAND
+    assert rig.request("track", position_time_s=rig.t)[0]
+    r = None
+    for _ in range(6):
+        r = rig.tick(position_time_s=rig.t)
+    assert r.mode == Mode.TRACK and r.ran_controller
+    last = rig.t - DT
+    r = rig.tick(position_time_s=last)  # 20 ms old: still tracking
+    assert r.mode == Mode.TRACK and r.ran_controller
+    r = rig.tick(2, position_time_s=last)  # 60 ms old (> state_late 50 ms): hold, never a stale position
+    assert r.mode == Mode.HOLD and r.watchdog == Watchdog.STATE_LATE and "odometry" in r.detail
+    assert not r.ran_controller and not is_damping(r.command) and r.command.source == Source.SAFETY
+    r = rig.tick(20, position_time_s=None)
+    assert r.mode == Mode.HOLD and not is_damping(r.command)
+
+
 def tracking_rig(**cfg):
     rig = Rig(stand_ramp_s=0.1, track_ramp_s=0.1, **cfg)
     rig.request("stand")

@@ -98,6 +98,7 @@ class PolicyNode(Node):
         self.controller, self.controller_label = self._load_controller(warm_up_runs)
         self.sm = SafetyStateMachine(cfg, self.controller_label, getattr(self.controller, "is_baseline", False))
         self.sm.has_controller = self.controller is not None
+        self.sm.needs_position = bool(getattr(self.controller, "needs_odometry", False))
         if self.controller is not None:
             self.sm.on_track_start = self.controller.reset
 
@@ -134,6 +135,7 @@ class PolicyNode(Node):
         self.sub_estop = self.create_subscription(Bool, topics.ESTOP, self._on_estop, q)
         self._odom = None  # latest (pos, lin_vel_body); lockstep: by tick in _odom_by_tick
         self._odom_rx_s: float | None = None
+        self._odom_stamp_s: float | None = None  # lockstep service calls age the position by its stamp
         self._odom_by_tick: dict[int, tuple] = {}
         self.sub_odom = None
         if getattr(self.controller, "needs_odometry", False):
@@ -280,11 +282,16 @@ class PolicyNode(Node):
     def _on_odom(self, msg: Odometry) -> None:
         p, v = msg.pose.pose.position, msg.twist.twist.linear  # twist: pelvis frame (ROS convention)
         odom = (np.array([p.x, p.y, p.z]), np.array([v.x, v.y, v.z]))
-        if not all(np.all(np.isfinite(a)) for a in odom):
-            odom = None  # the observation then refuses (controller error -> DAMP)
+        tick = ticks.stamp_to_tick(msg.header.stamp)
+        if not all(np.all(np.isfinite(a)) for a in odom):  # no position: TRACK holds once the last is late
+            self.get_logger().warning("odometry with NaN/inf ignored", throttle_duration_sec=1.0)
+            with self.lock:
+                self._register_lockstep(tick, self._odom_by_tick, None)
+            return
         with self.lock:
             self._odom, self._odom_rx_s = odom, time.monotonic()
-            self._register_lockstep(ticks.stamp_to_tick(msg.header.stamp), self._odom_by_tick, odom)
+            self._odom_stamp_s = ticks.stamp_to_ns(msg.header.stamp) * 1e-9
+            self._register_lockstep(tick, self._odom_by_tick, odom)
 
     def _on_estop(self, msg: Bool) -> None:
         with self.lock:
@@ -319,7 +326,8 @@ class PolicyNode(Node):
     def _sim_now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _inputs(self, now_s: float, state=None, imu=None, window=None, state_time_s=None, ref_time_s=None) -> TickInputs:
+    def _inputs(self, now_s: float, state=None, imu=None, window=None, state_time_s=None, ref_time_s=None,
+                position_time_s=None) -> TickInputs:
         """Real time: latest inputs aged by arrival (monotonic); lockstep: the caller passes tick-matched ones."""
         if not self.lockstep:
             state = (self._q, self._dq) if self._q is not None else None
@@ -328,15 +336,18 @@ class PolicyNode(Node):
             rx = [t for t in (self._state_rx_s, self._imu_rx_s)]
             state_time_s = None if None in rx else min(rx)  # the older of joint state and IMU
             ref_time_s = self._ref_rx_s
+            position_time_s = self._odom_rx_s
         elif state is None and self._q is not None:  # service calls in lockstep: latest inputs, stamp-aged
             state, imu, window = (self._q, self._dq), (self._quat, self._gyro) if self._quat is not None else None, self._window
             state_time_s = ticks.stamp_to_ns(self._state_stamp) * 1e-9
             ref_time_s = None if self._ref_stamp_ns is None else self._ref_stamp_ns * 1e-9
+            position_time_s = self._odom_stamp_s
         return TickInputs(
             now_s=now_s, joint_pos=None if state is None else state[0], joint_vel=None if state is None else state[1],
             state_time_s=state_time_s if imu is not None else None,
             base_quat_wxyz=None if imu is None else imu[0], window=window, reference_time_s=ref_time_s,
-            estop=self._estop, input_fault=self._input_fault, reference_error=self._reference_error)
+            estop=self._estop, input_fault=self._input_fault, reference_error=self._reference_error,
+            position_time_s=position_time_s)
 
     def _run_controller(self, inp: TickInputs, gyro: np.ndarray):
         if self.lockstep:
@@ -577,7 +588,7 @@ class PolicyNode(Node):
             if time.monotonic() - self._state_wall_by_tick[k] < self.lockstep_timeout_s \
                     and self.sub_odom.get_publisher_count() > 0:
                 return False
-            # never a stale position: without this tick's odometry the observation refuses (-> DAMP)
+            # never a stale position: without this tick's odometry TRACK holds (safety.py)
             self.get_logger().warning(f"tick {k}: no odometry stamped t_k", throttle_duration_sec=2.0)
         window = self._ref_by_tick.get(k)
         if window is None:
@@ -595,7 +606,8 @@ class PolicyNode(Node):
                 None if self._ref_stamp_ns is None else self._ref_stamp_ns * 1e-9)
         state, imu = self._state_by_tick[k], self._imu_by_tick[k]
         now_s = ticks.tick_to_ns(k) * 1e-9
-        inp = self._inputs(now_s, state=state, imu=imu, window=window, state_time_s=now_s, ref_time_s=ref_time_s)
+        inp = self._inputs(now_s, state=state, imu=imu, window=window, state_time_s=now_s, ref_time_s=ref_time_s,
+                           position_time_s=now_s if self._odom_by_tick.get(k) is not None else None)
         self._last_lockstep_tick = k
         self._tick_odom = self._odom_by_tick.get(k)
         for buf in (self._state_by_tick, self._imu_by_tick, self._ref_by_tick, self._state_wall_by_tick,

@@ -116,6 +116,7 @@ class TickInputs:
     input_fault: str = ""                  # a NaN/inf/malformed input seen since the last tick
     reference_error: str = ""              # the reference cannot be used (e.g. offsets the policy does not know)
     base_height_m: float | None = None     # from a state estimator, if the robot has one
+    position_time_s: float | None = None   # when the robot's world position (odometry) came; None: none
 
 
 @dataclass
@@ -248,6 +249,8 @@ class SafetyStateMachine:
         self.controller_name = controller_name
         self.controller_is_baseline = controller_is_baseline
         self.has_controller = True
+        #: the controller observes the robot's world position (odometry): TRACK needs a fresh one
+        self.needs_position = False
         self._pending: str | None = None
         self._ramp_start_s = 0.0
         self._track_ramp_s = self.cfg.track_ramp_s
@@ -285,6 +288,16 @@ class SafetyStateMachine:
         return (not inp.reference_error and inp.window is not None and inp.reference_time_s is not None
                 and inp.now_s - inp.reference_time_s <= self.cfg.reference_late_s)
 
+    def _position_fresh(self, inp: TickInputs) -> bool:
+        return not self.needs_position or (inp.position_time_s is not None
+                                           and inp.now_s - inp.position_time_s <= self.cfg.state_late_s)
+
+    def _position_problem(self, inp: TickInputs) -> str:
+        age = "none received" if inp.position_time_s is None else \
+            f"the latest is {(inp.now_s - inp.position_time_s) * 1e3:.0f} ms old"
+        return (f"{self.controller_name} observes the robot's position (odometry): {age} (need one younger than "
+                f"{self.cfg.state_late_s * 1e3:.0f} ms; on a real G1 a state estimator publishing odom_topic)")
+
     def _upright(self, inp: TickInputs) -> bool:
         if inp.base_quat_wxyz is None:
             return False
@@ -307,6 +320,8 @@ class SafetyStateMachine:
                 return False, f"reference unusable: {inp.reference_error}"
             if not self._reference_fresh(inp):
                 return False, "no fresh reference window"
+            if not self._position_fresh(inp):  # else the first policy tick fails and damps the robot
+                return False, self._position_problem(inp)
             state = int(inp.window.state)
             if state not in (REF_BLEND_IN, REF_PLAYING):
                 return False, (f"no motion playing (reference state {_REF_STATE_NAMES.get(state, state)}): "
@@ -512,6 +527,11 @@ class SafetyStateMachine:
             ref_age = math.inf if inp.reference_time_s is None else inp.now_s - inp.reference_time_s
             self._enter_hold(f"reference {ref_age * 1e3:.0f} ms old (> {self.cfg.reference_late_s * 1e3:.0f} ms)",
                              Watchdog.REFERENCE_LATE)
+            return
+        if self.mode == Mode.TRACK and not self._position_fresh(inp):
+            # never a stale position for the policy; hold the last target (damping drops a robot whose joint
+            # state and IMU are fine) and leave it to the operator, as after a controller fault
+            self._enter_hold(self._position_problem(inp), Watchdog.STATE_LATE)
             return
         if self.mode == Mode.HOLD and self.watchdog == Watchdog.STATE_LATE and not self._hold_after_track:
             # a late state while standing: the stand pose is safe to resume once the state is fresh
