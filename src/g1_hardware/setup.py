@@ -25,6 +25,7 @@ setup(
             "g1_driver = g1_hardware.g1_driver:main",
             "g1_fake_robot = g1_hardware.fake_g1:main",
             "g1_command_echo = g1_hardware.command_echo:main",
+            "g1_leg_odometry = g1_hardware.leg_odometry_node:main",
         ],
     },
 )

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from g1_bringup.graph import GraphOptions, tracking_graph, uses_sim_time
+from g1_common import topics
 
 
 def test_lockstep_graph_waits_for_every_peer_and_scripts_the_run():
@@ -32,8 +33,20 @@ def test_realtime_and_robot_graphs():
     # real time too: no physics before the policy runs (else it may find the robot already collapsed)
     assert sim["mode"] == "realtime" and sim["realtime_wait_for_peers"] is True
     assert set(sim["ready_peers"]) == {"motion_server", "g1_policy"}
-    robot = {n.name for n in tracking_graph(GraphOptions(hardware="robot"))}
-    assert robot == {"motion_server", "g1_policy", "g1_driver"}
+    robot = {n.name: n for n in tracking_graph(GraphOptions(hardware="robot"))}
+    # the robot has no ground truth: the policy and motion_server read leg odometry
+    assert set(robot) == {"motion_server", "g1_policy", "g1_driver", "g1_leg_odometry"}
+    assert robot["g1_policy"].params["odom_topic"] == robot["motion_server"].params["odom_topic"] == topics.LEG_ODOM
+    with pytest.raises(ValueError, match="only the simulator has ground truth"):
+        tracking_graph(GraphOptions(hardware="robot", odometry="ground_truth"))
+    legs = {n.name: n for n in tracking_graph(GraphOptions(odometry="legs", record="/tmp/bag"))}
+    assert "g1_leg_odometry" in legs["g1_sim"].params["ready_peers"]  # lockstep: the sim waits for it too
+    assert topics.LEG_ODOM in legs["g1_recorder"].params["topics"]  # recorded beside the ground truth
+    assert legs["g1_policy"].params["odom_topic"] == topics.LEG_ODOM
+    sim = {n.name: n for n in tracking_graph(GraphOptions(record="/tmp/bag"))}
+    assert "g1_leg_odometry" not in sim and "odom_topic" not in sim["g1_policy"].params
+    with pytest.raises(ValueError, match="odometry"):
+        tracking_graph(GraphOptions(odometry="gps"))
     with pytest.raises(ValueError, match="hardware"):
         tracking_graph(GraphOptions(hardware="moon"))
 

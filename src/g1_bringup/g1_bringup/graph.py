@@ -120,6 +120,10 @@ class GraphOptions:
     policy: str = ""                 # ONNX artifact; "" -> the labelled baseline (reference pass-through)
     policy_sidecar: str = ""         # facts a policy trained elsewhere lacks ("" -> <policy>.g1.yaml if present)
     base_lin_vel: str = ""           # policies that observe base_lin_vel: zero | odometry ("" -> policy.yaml's)
+    #: where the robot's position comes from (policy + motion_server): ground_truth (the simulator's),
+    #: legs (g1_leg_odometry from joint_states + imu; what a G1 without another estimator has), auto =
+    #: ground_truth in simulation, legs on the robot
+    odometry: str = "auto"
     #: re-anchor the clip where the robot stands when the blend-in ends: auto = for policies that observe
     #: where the reference is (trained elsewhere, or ours with a position term), on, off
     reanchor_after_blend: str = "auto"
@@ -164,6 +168,18 @@ def _observes_reference_position(policy: str) -> bool:
 
 
 REANCHOR_CHOICES = ("auto", "on", "off")
+ODOMETRY_CHOICES = ("auto", "ground_truth", "legs")
+
+
+def odometry_source(opts: GraphOptions) -> str:
+    """ground_truth or legs (see GraphOptions.odometry); the robot has no ground truth."""
+    if opts.odometry not in ODOMETRY_CHOICES:
+        raise ValueError(f"odometry {opts.odometry!r}: expected one of {ODOMETRY_CHOICES}")
+    if opts.odometry == "auto":
+        return "legs" if opts.hardware == "robot" else "ground_truth"
+    if opts.odometry == "ground_truth" and opts.hardware == "robot":
+        raise ValueError("odometry ground_truth: only the simulator has ground truth; use legs (or auto) on the robot")
+    return opts.odometry
 
 
 def reanchors_after_blend(opts: GraphOptions) -> bool:
@@ -181,14 +197,24 @@ def reanchors_after_blend(opts: GraphOptions) -> bool:
 def tracking_graph(opts: GraphOptions, environ: Mapping[str, str] | None = None) -> list[NodeSpec]:
     """The nodes of one tracking run, each with its DDS environment (:func:`dds_settings` of ``environ``,
     default ``os.environ``)."""
+    from g1_common import topics
+
     lockstep = uses_sim_time(opts)
+    legs = odometry_source(opts) == "legs"
     nodes: list[NodeSpec] = []
 
     if opts.record:
         # The recorder logs every message at its header stamp and needs no clock: without use_sim_time it
         # is one /clock reader fewer for the simulator to serve every tick.
+        recorder_params = {"output": opts.record, "use_sim_time": False}
+        if legs:
+            from g1_bringup.recorder import DEFAULT_TOPICS
+
+            recorder_params["topics"] = [*DEFAULT_TOPICS, topics.LEG_ODOM]
         nodes.append(NodeSpec("g1_recorder", "g1_bringup", "g1_recorder", "g1_bringup.recorder",
-                              params={"output": opts.record, "use_sim_time": False}))
+                              params=recorder_params))
+    if legs:
+        nodes.append(NodeSpec("g1_leg_odometry", "g1_hardware", "g1_leg_odometry", "g1_hardware.leg_odometry_node"))
     # motion_server and the policy run lockstep exactly when they use the simulator's clock
     motion_params = {"library": opts.motion_library} if opts.motion_library else {}
     if not opts.visualization:
@@ -200,6 +226,8 @@ def tracking_graph(opts: GraphOptions, environ: Mapping[str, str] | None = None)
         policy_params["base_lin_vel"] = opts.base_lin_vel
     if reanchors_after_blend(opts):
         motion_params["reanchor_after_blend"] = True
+    if legs:  # the policy and motion_server read the estimate; the recorder keeps it beside the ground truth
+        policy_params["odom_topic"] = motion_params["odom_topic"] = topics.LEG_ODOM
     if opts.hardware == "sim":
         # the simulated robot is created standing and collapses within ~0.5 s of damping: stand at the
         # first upright state instead of waiting for set_mode (the real robot starts in PASSIVE)

@@ -40,6 +40,8 @@ DEFAULT_TOPICS: dict[str, str] = {
     topics.GROUND_TRUTH_ODOM: "nav_msgs.msg.Odometry",
     topics.GROUND_TRUTH_KEY_BODIES: "g1_interfaces.msg.KeyBodyPositions",
 }
+#: what the ``topics`` parameter may name: the defaults and the leg odometry (graphs that run it)
+KNOWN_TOPICS: dict[str, str] = {**DEFAULT_TOPICS, topics.LEG_ODOM: "nav_msgs.msg.Odometry"}
 
 # Reliable and deep on the reader side: a recorder must not lose a sample when it falls behind.
 RECORD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
@@ -87,13 +89,13 @@ class RecorderNode(Node):
         if not output:
             raise ValueError("parameter 'output' (the bag directory to create) is required")
         wanted = list(self.get_parameter("topics").value)
-        unknown = [t for t in wanted if t not in DEFAULT_TOPICS]
+        unknown = [t for t in wanted if t not in KNOWN_TOPICS]
         if unknown:
-            raise ValueError(f"cannot record {unknown}: known topics are {list(DEFAULT_TOPICS)}")
-        self._bag = BagRecorder(Path(output), {t: DEFAULT_TOPICS[t] for t in wanted})
+            raise ValueError(f"cannot record {unknown}: known topics are {list(KNOWN_TOPICS)}")
+        self._bag = BagRecorder(Path(output), {t: KNOWN_TOPICS[t] for t in wanted})
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self.received = 0
-        self._subs = [self.create_subscription(_import_class(DEFAULT_TOPICS[t]), t,
+        self._subs = [self.create_subscription(_import_class(KNOWN_TOPICS[t]), t,
                                                lambda data, t=t: self._enqueue(t, data), RECORD_QOS, raw=True)
                       for t in wanted]
         self._ready_pub = self.create_publisher(String, topics.READY, topics.LATCHED_QOS)

@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-lin-vel", choices=("zero", "odometry"),
                         help="policies that observe base_lin_vel: feed zero (the real G1 has no sensor for it; the "
                              "default) or the odometry's (simulation: ground truth)")
+    parser.add_argument("--odometry", choices=("ground_truth", "legs"), default="ground_truth",
+                        help="where the policy and motion_server get the robot's position: the simulator's ground "
+                             "truth, or leg odometry from joint_states + imu (g1_leg_odometry: what a G1 without "
+                             "another state estimator has; the bag then holds both)")
     parser.add_argument("--reanchor-after-blend", choices=("auto", "on", "off"), default="auto",
                         help="move the clip to where the robot stands when the blend-in ends: auto = for "
                              "policies that observe the reference's position (trained elsewhere, or ours with "
@@ -254,6 +258,7 @@ def _run(args) -> int:
     sidecar = str(Path(args.policy_sidecar).resolve()) if args.policy_sidecar else ""
     opts = GraphOptions(policy=policy, policy_sidecar=sidecar, base_lin_vel=args.base_lin_vel or "",
                         reanchor_after_blend=getattr(args, "reanchor_after_blend", "auto"),
+                        odometry=getattr(args, "odometry", "ground_truth"),
                         physics_profile=physics_profile,
                         motion_library=str(library), record=str(bag), realtime=args.realtime,
                         duration_s=duration, seed=args.seed, final_state_file=str(out / "sim_final.json"),

@@ -1,6 +1,6 @@
 """ros2 launch g1_bringup track.launch.py [hardware:=sim|robot] [policy:=FILE] [motion:=NAME]
 [record:=DIR] [rviz:=true] [use_sim_time:=true] [realtime:=false] [library:=DIR] [policy_sidecar:=YAML]
-[base_lin_vel:=zero|odometry] [reanchor_after_blend:=auto|on|off]
+[base_lin_vel:=zero|odometry] [reanchor_after_blend:=auto|on|off] [odometry:=auto|ground_truth|legs]
 
 A policy trained elsewhere (mjlab/BeyondMimic, holosoma) carries its motion: import it first with
 `g1 motions import THEIR.onnx` and pass motion:=THEIR (its file name).
@@ -33,6 +33,8 @@ ARGS = {
     "base_lin_vel": ("", "policies observing base_lin_vel: zero | odometry (empty: policy.yaml's, zero)"),
     "reanchor_after_blend": ("auto", "move the clip to where the robot stands when the blend-in ends: auto (for "
                                      "policies observing the reference position) | on | off"),
+    "odometry": ("auto", "the robot's position for the policy and motion_server: ground_truth (sim) | legs "
+                         "(g1_leg_odometry) | auto (sim: ground_truth, robot: legs)"),
     "motion": ("", "motion to play once the robot stands (empty: play later with /play_motion)"),
     "library": ("", "motion library directory (empty: the default library)"),
     "record": ("", "bag directory to record to (empty: no recording)"),
@@ -46,6 +48,7 @@ def _graph(context):
     get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     opts = GraphOptions(hardware=get("hardware"), policy=get("policy"), policy_sidecar=get("policy_sidecar"),
                         base_lin_vel=get("base_lin_vel"), reanchor_after_blend=get("reanchor_after_blend"),
+                        odometry=get("odometry"),
                         motion_library=get("library"),
                         record=get("record"), realtime=get("realtime").lower() == "true")
     use_sim_time = uses_sim_time(opts)  # lockstep sim: every node on the simulator's /clock

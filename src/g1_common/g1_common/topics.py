@@ -23,6 +23,9 @@ REFERENCE_MARKERS = "reference/markers"  # visualization_msgs/MarkerArray of ref
 TRACKING_STATUS = "tracking_status"      # g1_interfaces/TrackingStatus
 ROBOT_DESCRIPTION = "robot_description"  # std_msgs/String (URDF), transient local
 
+# --- state estimation (g1_hardware.leg_odometry_node): the robot's position for policies that observe it ---
+LEG_ODOM = "state_estimate/odom"         # nav_msgs/Odometry of the pelvis from joint_states + imu (leg odometry)
+
 # --- simulator ground truth: for evaluation and visualisation only, never read by the policy ---
 GROUND_TRUTH_ODOM = "sim/ground_truth/odom"             # nav_msgs/Odometry of the pelvis
 GROUND_TRUTH_KEY_BODIES = "sim/ground_truth/key_bodies"  # g1_interfaces/KeyBodyPositions

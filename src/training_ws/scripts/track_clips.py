@@ -50,11 +50,11 @@ NOT_STARTED = "the graph did not run"
 
 
 def track(g1: Path, clip: Path, out: Path, policy: str | None, duration: float | None, timeout: float,
-          ground: str = "auto", reanchor: str = "auto") -> dict:
+          ground: str = "auto", reanchor: str = "auto", odometry: str = "ground_truth") -> dict:
     report = out / "report.json"
     if not report.is_file():
         cmd = [str(g1), "track", "--motion", str(clip), "--out", str(out), "--quiet", "--ground", ground,
-               "--reanchor-after-blend", reanchor]
+               "--reanchor-after-blend", reanchor, "--odometry", odometry]
         cmd += ["--baseline"] if policy is None else ["--policy", policy]
         if duration:
             cmd += ["--duration", str(duration)]
@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="g1 track --ground: foot grounding of the clips (auto = what the policy was trained on)")
     p.add_argument("--reanchor-after-blend", choices=("auto", "on", "off"), default="auto",
                    help="g1 track --reanchor-after-blend (auto = for policies that observe the reference position)")
+    p.add_argument("--odometry", choices=("ground_truth", "legs"), default="ground_truth",
+                   help="g1 track --odometry: the robot's position for the policy from the simulator or leg odometry")
     p.add_argument("--duration", type=float, help="g1 track --duration (sim seconds, stand-up included)")
     p.add_argument("--max-clips", type=int, default=0, help="at most this many clips per split (0 = all)")
     p.add_argument("--g1", default=str(ROOT / ".venv" / "bin" / "g1"), help="the g1 command")
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         per_clip = []
         for f in files:
             rep = track(Path(args.g1), f, out / name / f.stem, policy, args.duration, args.timeout, args.ground,
-                        args.reanchor_after_blend)
+                        args.reanchor_after_blend, args.odometry)
             if not rep["per_clip"]:  # fell (or stopped) before the clip played a frame: a failure, completion 0
                 last = next((e["event"] for e in reversed(rep.get("events", [])) if "mode" not in e["event"]), None)
                 rep["per_clip"] = [{"motion": f.stem, "success": False, "completion": 0.0, "E_mpkpe_mm": None,
@@ -119,10 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     label = "baseline" if args.baseline else args.policy
     (out / "summary.json").write_text(json.dumps(
         {"policy": label, "duration": args.duration, "reanchor_after_blend": args.reanchor_after_blend,
+         "odometry": args.odometry,
          "splits": {k: {"summary": split_summary(v), "per_clip": v["per_clip"]} for k, v in reports.items()}},
         indent=2, default=float))
     md = markdown_tables(reports, f"g1 track: {label}" + (f" (--duration {args.duration:g})" if args.duration else "")
-                         + f" (--reanchor-after-blend {args.reanchor_after_blend})")
+                         + f" (--reanchor-after-blend {args.reanchor_after_blend}, --odometry {args.odometry})")
     (out / "summary.md").write_text(md)
     print(md)
     return 0
