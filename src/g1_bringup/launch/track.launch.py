@@ -21,7 +21,8 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from g1_bringup.graph import GraphOptions, dds_settings, tracking_graph, uses_sim_time
+from g1_bringup.graph import GraphOptions, dds_settings, odometry_source, tracking_graph, uses_sim_time
+from g1_common import topics
 from g1_description.paths import package_share
 from g1_description.urdf import generate_urdf
 
@@ -70,8 +71,9 @@ def _graph(context):
                         name="reference_state_publisher", namespace="reference", additional_env=env,
                         parameters=[{"robot_description": urdf, "frame_prefix": "reference/",
                                      "use_sim_time": use_sim_time}]))
+    odom = topics.LEG_ODOM if odometry_source(opts) == "legs" else topics.GROUND_TRUTH_ODOM  # the robot's TF
     actions.append(Node(package="g1_bringup", executable="g1_tf", name="g1_tf", additional_env=env,
-                        parameters=[{"use_sim_time": use_sim_time}]))
+                        parameters=[{"use_sim_time": use_sim_time, "odometry_topic": odom}]))
     actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", condition=IfCondition(get("rviz")),
                         arguments=["-d", str(package_share("g1_bringup") / "rviz" / "g1_tracking.rviz")],
                         additional_env=env, parameters=[{"use_sim_time": use_sim_time}]))
