@@ -130,10 +130,11 @@ class DriverConfig:
     #: damping by then, and a command stream that comes back must not snap it stiff onto its target from
     #: there; shorter gaps (a hiccup) resume when commands return
     command_loss_fault_s: float = 0.5
-    #: a command whose stamp is further than this from the driver's clock is refused (0: no check): a
-    #: command that sat in a queue while the driver or the network stalled must not make a damped robot
-    #: stiff again. The policy stamps its commands with the joint state they answer (the driver's own
-    #: clock), so clocks on two machines need no sync while the state is fresh
+    #: a command stamped further than this from the driver's clock does not end a damping (0: no check):
+    #: one that sat in a queue while the driver or the network stalled must not make a damped robot stiff
+    #: again. While the stream is live (the last command is fresh) a late one is still the newest target
+    #: and is taken: refusing it would damp a robot whose policy is only late. The policy stamps its
+    #: commands with the joint state they answer (the driver's own clock): two machines need no clock sync
     command_max_age_s: float = COMMAND_TIMEOUT_S
     #: arming needs a lowstate younger than this; armed, none for this long -> disarm and damping
     lowstate_timeout_s: float = 0.1
@@ -198,9 +199,10 @@ class DriverCore:
         """Validate and store a joint command (``age_s``: its stamp's age on the driver's clock, None: not
         checked); returns notes on clipping. Raises CommandError, and leaves the previous command."""
         max_age = self.config.command_max_age_s
-        if age_s is not None and max_age > 0 and not abs(age_s) <= max_age:
+        if age_s is not None and max_age > 0 and not abs(age_s) <= max_age and not self._fresh(now):
             raise CommandError(f"stamped {age_s * 1e3:+.0f} ms from the driver's clock (beyond command_max_age_s "
-                               f"{max_age} s): stale (a stalled policy, driver or network) or the clocks differ")
+                               f"{max_age} s) while damping: a stale command does not end the damping (a "
+                               "stalled policy, driver or network, or the clocks differ)")
         command, notes = validate_command(names, fields, self.config.limits)
         self.command, self.command_time = command, now
         return notes
@@ -258,11 +260,14 @@ class DriverCore:
             self.fault(f"no joint_command for {now - self.command_time:.3f} s (> command_loss_fault_s "
                        f"{self.config.command_loss_fault_s} s) while armed: commands that come back will not "
                        "actuate")
-        fresh = (self.armed and self.command is not None
-                 and now - self.command_time <= self.config.command_timeout_s)
+        fresh = self.armed and self._fresh(now)
         self.damping_since_timeout = self.armed and self.command is not None and not fresh
         command = self.command if fresh else MotorCommand.damping()
         return LowCmdFrame.from_command(command, self.mode_machine)
+
+    def _fresh(self, now: float) -> bool:
+        """The latest command is recent enough to actuate (the stream is live)."""
+        return self.command is not None and now - self.command_time <= self.config.command_timeout_s
 
     def take_faults(self) -> list[str]:
         faults, self.faults = self.faults, []
