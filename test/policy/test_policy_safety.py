@@ -146,7 +146,7 @@ def test_a_policy_observing_position_needs_fresh_odometry_to_track_and_holds_whe
     rig.request("stand")
     rig.tick(6)
     ok, why = rig.request("track")  # no position ever
-    assert not ok and "odometry" in why and "none received" in why and "state estimator" in why, why
+    assert not ok and "odometry" in why and "none received" in why and "g1_leg_odometry" in why, why
     ok, why = rig.request("track", position_time_s=rig.t - 0.2)
     assert not ok and "200 ms old" in why, why
     rig.tick(3, position_time_s=None)  # a refused request leaves the robot standing

@@ -3,9 +3,10 @@
 joint_command (50 Hz) -> LowCmd_ on ``lowcmd`` (DDS ``rt/lowcmd``), re-sent at 500 Hz by a writer thread;
 LowState_ on ``lowstate`` (DDS ``rt/lowstate``, 500 Hz) -> joint_states + imu, decimated to 50 Hz.
 Safety (see README.md): nothing is sent until armed (service + parameter); arming is refused on an
-unknown mode_machine / DoF variant or a NaN/out-of-limit reading; commands older than ``command_timeout_s`` ->
-damping, which a command stamped more than ``command_max_age_s`` from the driver's clock does not end, older than ``command_loss_fault_s`` -> a fault (disarm: commands that
-come back need a new arm call); disarm, estop, NaN state, a changed mode_machine or lost lowstate ->
+unknown mode_machine / DoF variant or a NaN/out-of-limit reading; commands older than
+``command_timeout_s`` -> damping (which a command stamped more than ``command_max_age_s`` from the driver's
+clock does not end), older than ``command_loss_fault_s`` -> a fault (disarm: commands that come back need
+a new arm call); disarm, estop, NaN state, a changed mode_machine or lost lowstate ->
 damping. The driver never dies of its own errors: an exception in a callback or in the writer loop is
 logged and ends in damping frames, which the writer keeps sending.
 """

@@ -296,7 +296,7 @@ class SafetyStateMachine:
         age = "none received" if inp.position_time_s is None else \
             f"the latest is {(inp.now_s - inp.position_time_s) * 1e3:.0f} ms old"
         return (f"{self.controller_name} observes the robot's position (odometry): {age} (need one younger than "
-                f"{self.cfg.state_late_s * 1e3:.0f} ms; on a real G1 a state estimator publishing odom_topic)")
+                f"{self.cfg.state_late_s * 1e3:.0f} ms on odom_topic: g1_leg_odometry on a real G1, or your estimator)")
 
     def _upright(self, inp: TickInputs) -> bool:
         if inp.base_quat_wxyz is None:
