@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -102,13 +104,21 @@ def test_node_pairs_state_and_imu_by_stamp_and_skips_nan_readings(node_processes
             pub.publish(msg)
         probe.spin_for(0.05)
 
-    send(1)
-    send(2, imu_first=True)
-    send(3, nan=True)
-    send(4)
-    probe.spin_until(lambda: len(odom) >= 3, 10.0, "three estimates")
+    sec = 1
+    deadline = time.monotonic() + 20.0
+    while not odom:  # until both directions of discovery are done: the first estimates may find no reader
+        assert time.monotonic() < deadline, "no estimate from the leg odometry node"
+        send(sec)
+        sec += 1
     probe.spin_for(0.3)
-    assert [m.header.stamp.sec for m in odom] == [1, 2, 4]
+    seen = len(odom)
+    send(sec)
+    send(sec + 1, imu_first=True)
+    send(sec + 2, nan=True)
+    send(sec + 3)
+    probe.spin_until(lambda: len(odom) >= seen + 3, 10.0, "three estimates")
+    probe.spin_for(0.3)
+    assert [m.header.stamp.sec for m in odom[seen:]] == [sec, sec + 1, sec + 3]
     p = odom[-1].pose.pose.position
     np.testing.assert_allclose([p.x, p.y, p.z], [0.0, 0.0, robot.DEFAULT_ROOT_HEIGHT_M], atol=1e-6)
     assert node.poll() is None and "skipped" in log_text(node_processes, node)
