@@ -26,13 +26,6 @@ FEET = ("left_ankle_roll_link", "right_ankle_roll_link")
 KNEES = (robot.JOINT_INDEX["left_knee_joint"], robot.JOINT_INDEX["right_knee_joint"])
 
 
-def _rotation(quat_wxyz: np.ndarray) -> np.ndarray:
-    w, x, y, z = np.asarray(quat_wxyz, dtype=np.float64) / np.linalg.norm(quat_wxyz)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-
-
 @dataclass(frozen=True)
 class LegOdometryConfig:
     load_power: float = 2.0         # weight of a foot = |knee torque| ** load_power (normalised)
@@ -55,6 +48,7 @@ class LegOdometry:
         self._model = mjcf.build_kinematic_model()
         self._data = mujoco.MjData(self._model)
         self._feet = np.array([self._model.body(name).id for name in FEET])
+        self._pelvis = self._model.body(robot.ROOT_BODY).id
         # the ankle link's height above flat ground: the default stand, pelvis at its default height
         self.foot_height_m = float(robot.DEFAULT_ROOT_HEIGHT_M + self.feet_from_pelvis(
             robot.DEFAULT_JOINT_POS, np.array([1.0, 0.0, 0.0, 0.0]))[:, 2].min())
@@ -69,7 +63,8 @@ class LegOdometry:
         self._time_s: float | None = None
 
     def feet_from_pelvis(self, joint_pos: np.ndarray, quat_wxyz: np.ndarray) -> np.ndarray:
-        """(2, 3): each foot's position minus the pelvis', in the world (gravity-aligned) frame."""
+        """(2, 3): each foot's position minus the pelvis', in the world (gravity-aligned) frame. Leaves the
+        pelvis orientation (rotation matrix) of this pose in ``self._data.xmat``."""
         d = self._data
         d.qpos[:3] = 0.0
         d.qpos[3:7] = quat_wxyz
@@ -103,7 +98,8 @@ class LegOdometry:
             a = self.config.velocity_alpha
             self._velocity_world = a * v + (1 - a) * self._velocity_world
         self.position, self._time_s = position, time_s
-        self.velocity_body = _rotation(quat).T @ self._velocity_world
+        pelvis_rotation = self._data.xmat[self._pelvis].reshape(3, 3)  # from feet_from_pelvis' kinematics
+        self.velocity_body = pelvis_rotation.T @ self._velocity_world
         return self.position.copy(), self.velocity_body.copy()
 
 
